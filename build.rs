@@ -1,0 +1,74 @@
+//! Compiles the proto contract without `protoc` (protox), generates prost/tonic code and the
+//! canonical proto3 JSON mapping (pbjson), writes the descriptor set for server reflection,
+//! and embeds the `rules/` directory as the default rule data.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+const PROTO_ROOT: &str = "proto";
+const PROTO_FILE: &str = "proto/claimlint/v1/claimlint.proto";
+const RULES_DIR: &str = "rules";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+
+    // protox does not emit these for us.
+    println!("cargo:rerun-if-changed={PROTO_ROOT}");
+    println!("cargo:rerun-if-changed={RULES_DIR}");
+
+    let descriptors = protox::compile([PROTO_FILE], [PROTO_ROOT])?;
+    let descriptor_bytes = descriptors.encode_to_vec();
+    fs::write(out_dir.join("claimlint_descriptor.bin"), &descriptor_bytes)?;
+
+    tonic_prost_build::configure()
+        .compile_well_known_types(true)
+        .extern_path(".google.protobuf", "::pbjson_types")
+        .compile_fds(descriptors)?;
+
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptor_bytes)?
+        .ignore_unknown_fields()
+        .build(&[".claimlint.v1"])?;
+
+    embed_rules(Path::new(RULES_DIR), &out_dir.join("embedded_rules.rs"))?;
+    Ok(())
+}
+
+/// Writes `EMBEDDED_RULES: &[(&str, &[u8])]`, every file under `rules/` with its relative path,
+/// so the compiled-in default and `CLAIMLINT_RULES_DIR` go through the same loader.
+fn embed_rules(dir: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files)?;
+    files.sort();
+    let mut code = String::from("pub static EMBEDDED_RULES: &[(&str, &[u8])] = &[\n");
+    for file in files {
+        let relative = file.strip_prefix(dir)?.to_string_lossy().replace('\\', "/");
+        let absolute = fs::canonicalize(&file)?;
+        writeln!(
+            code,
+            "    ({relative:?}, include_bytes!({:?})),",
+            absolute.to_string_lossy()
+        )?;
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    code.push_str("];\n");
+    fs::write(out, code)?;
+    Ok(())
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            println!("cargo:rerun-if-changed={}", path.display());
+            collect_files(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! Command-line verbs. `main` parses [`Cli`] and calls [`run`].
+
+mod report;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use report::format_outcome_text;
+
+/// Exit status of `validate` (contract §8): all validated, some rejected, bad input.
+pub const EXIT_VALIDATED: u8 = 0;
+pub const EXIT_REJECTED: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "claimlint",
+    version,
+    about = "Checks outpatient therapy claims before they are billed"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate encounters from JSON files (one object, an array, or JSON lines); `-` reads stdin.
+    Validate(ValidateArgs),
+    /// Print the rule catalogue with each rule's severity per payer profile.
+    Rules(RulesArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For a person: status, then each reason with its field, message and remedy.
+    Text,
+    /// One JSON document per line (canonical proto3 JSON).
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RulesDirArg {
+    /// A complete rules directory replacing the compiled-in rule data.
+    #[arg(long = "rules-dir", env = "CLAIMLINT_RULES_DIR", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Encounter files; `-` for standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Validation date, YYYY-MM-DD (default: today, UTC).
+    #[arg(long = "as-of", value_name = "YYYY-MM-DD", value_parser = parse_as_of)]
+    pub as_of: Option<chrono::NaiveDate>,
+    #[command(flatten)]
+    pub rules: RulesDirArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RulesArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten)]
+    pub rules: RulesDirArg,
+}
+
+fn parse_as_of(raw: &str) -> Result<chrono::NaiveDate, String> {
+    match crate::core::types::DateField::parse(raw) {
+        crate::core::types::DateField::Valid(date) => Ok(date),
+        _ => Err(format!("`{raw}` is not a YYYY-MM-DD date")),
+    }
+}
+
+/// A failure that stops a verb before it could judge its input.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Rules(#[from] crate::rules_source::RulesLoadError),
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("encoding output: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Rules(args) => report::print_rules(args),
+    }
+}

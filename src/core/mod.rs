@@ -1,0 +1,130 @@
+//! The pure validation core: no I/O, no clock, no global state.
+//!
+//! [`validate`] runs every rule family over one encounter with the rule data in force and
+//! grades what they find with the payer profile. Each family is one module with one entry
+//! point, `check(&Visit, &mut Vec<Finding>)`.
+
+pub mod claim_format;
+pub mod data;
+pub mod diagnosis;
+pub mod npi;
+pub mod outcome;
+pub mod reason;
+pub mod types;
+
+use chrono::NaiveDate;
+
+use data::{Icd10Selection, Profile, RuleSet, RuleSetting};
+use outcome::{Claim, ClaimLine, Outcome, Status};
+use reason::{Finding, Reason, Severity};
+use types::Encounter;
+
+/// Everything a rule family may consult for one encounter.
+pub struct Visit<'a> {
+    pub encounter: &'a Encounter,
+    pub rules: &'a RuleSet,
+    pub profile: &'a Profile,
+    /// The validation date (contract §9: the current UTC date unless overridden).
+    pub as_of: NaiveDate,
+    pub date_of_service: Option<NaiveDate>,
+    pub icd10: Icd10Selection<'a>,
+}
+
+/// Validates one encounter as of `as_of` with the rule data in `rules`.
+pub fn validate(encounter: &Encounter, rules: &RuleSet, as_of: NaiveDate) -> Outcome {
+    let date_of_service = encounter.date_of_service.date();
+    let visit = Visit {
+        encounter,
+        rules,
+        profile: rules.profiles().for_payer(encounter.payer.as_ref()),
+        as_of,
+        date_of_service,
+        icd10: rules.icd10().select(date_of_service),
+    };
+
+    let mut findings = Vec::new();
+    claim_format::check(&visit, &mut findings);
+    diagnosis::check(&visit, &mut findings);
+
+    let reasons = grade(findings, &visit);
+    let rejected = reasons.iter().any(|r| r.severity == Severity::Error);
+    Outcome {
+        status: if rejected {
+            Status::Rejected
+        } else {
+            Status::Validated
+        },
+        claim: (!rejected).then(|| build_claim(encounter)),
+        reasons,
+        units: None,
+        ruleset_version: rules.version_for(visit.icd10.set),
+    }
+}
+
+/// Applies the profile's severity (dropping rules it turns off) and the catalogue's CARC and
+/// source.
+fn grade(findings: Vec<Finding>, visit: &Visit<'_>) -> Vec<Reason> {
+    let catalogue = visit.rules.catalogue();
+    findings
+        .into_iter()
+        .filter_map(|finding| {
+            let severity = match visit.profile.setting(finding.code) {
+                RuleSetting::On(severity) => severity,
+                RuleSetting::Off => return None,
+            };
+            let entry = catalogue.entry(finding.code);
+            Some(Reason {
+                code: finding.code,
+                severity,
+                field: finding.field,
+                message: finding.message,
+                expected: finding.expected,
+                actual: finding.actual,
+                remedy: finding.remedy,
+                carc: entry.carc.clone(),
+                source: finding.source.unwrap_or_else(|| entry.source.clone()),
+            })
+        })
+        .collect()
+}
+
+/// The billable lines exactly as submitted; a timed line with minutes but no units is a
+/// documented service that is not billed (contract §9) and stays off the claim.
+fn build_claim(encounter: &Encounter) -> Claim {
+    let lines: Vec<ClaimLine> = encounter
+        .service_lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.units > 0)
+        .map(|(index, line)| ClaimLine {
+            line_index: u32::try_from(index).unwrap_or(u32::MAX),
+            procedure_code: line.procedure_code.clone(),
+            modifiers: line.modifiers.clone(),
+            units: line.units,
+            diagnosis_pointers: line.diagnosis_pointers.clone(),
+            charge_cents: line.charge_cents,
+        })
+        .collect();
+    Claim {
+        encounter_id: encounter.encounter_id.clone(),
+        patient_id: encounter.patient_id.clone(),
+        // A validated encounter has a valid date of service; the fallback is never used.
+        date_of_service: encounter.date_of_service.date().unwrap_or_default(),
+        place_of_service: encounter.place_of_service.clone(),
+        payer: encounter.payer.clone().unwrap_or_default(),
+        rendering_provider_npi: encounter
+            .rendering_provider
+            .as_ref()
+            .map(|p| p.npi.clone())
+            .unwrap_or_default(),
+        billing_provider_npi: encounter.billing_provider_npi.clone(),
+        diagnosis_codes: encounter.diagnosis_codes.clone(),
+        total_units: lines
+            .iter()
+            .fold(0u32, |sum, l| sum.saturating_add(l.units)),
+        total_charge_cents: lines
+            .iter()
+            .fold(0i64, |sum, l| sum.saturating_add(l.charge_cents)),
+        lines,
+    }
+}
