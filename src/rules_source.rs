@@ -26,18 +26,19 @@ pub enum RulesLoadError {
     },
 }
 
+/// The compiled-in rule files: `(path relative to rules/, bytes)`.
+pub fn embedded_files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
+    embedded::EMBEDDED_RULES.iter().copied()
+}
+
 /// Loads the rule data from `dir`, or the compiled-in default when `dir` is `None`.
 pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet, RulesLoadError> {
     match dir {
-        None => RuleSet::from_files(
-            embedded::EMBEDDED_RULES
-                .iter()
-                .map(|(path, bytes)| RuleFile { path, bytes }),
-        )
-        .map_err(|source| RulesLoadError::Data {
-            dir: "(built in)".into(),
-            source,
-        }),
+        None => RuleSet::from_files(embedded_files().map(|(path, bytes)| RuleFile { path, bytes }))
+            .map_err(|source| RulesLoadError::Data {
+                dir: "(built in)".into(),
+                source,
+            }),
         Some(dir) => {
             let mut files = Vec::new();
             read_tree(dir, dir, &mut files)?;

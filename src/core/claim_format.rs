@@ -373,3 +373,605 @@ fn check_modifiers(visit: &Visit<'_>, index: usize, line: &ServiceLine, out: &mu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::reason::Severity::{Error, Warning};
+    use crate::core::test_support::{Case, Expect::*, run_table};
+    use crate::core::types::PayerKind;
+
+    const CONTRACT: &str = "contract §3";
+
+    fn date(raw: &str) -> DateField {
+        DateField::parse(raw)
+    }
+
+    #[test]
+    fn required_fields() {
+        use ReasonCode::RequiredFieldMissing as R;
+        let fails = |field| Fails {
+            code: R,
+            severity: Error,
+            field,
+            carc: "CO-16",
+        };
+        run_table(&[
+            Case {
+                name: "complete visit",
+                source: CONTRACT,
+                change: |_| {},
+                expect: Passes(R),
+            },
+            Case {
+                name: "no patient",
+                source: CONTRACT,
+                change: |e| e.patient_id.clear(),
+                expect: fails("patient_id"),
+            },
+            Case {
+                name: "no date of service",
+                source: CONTRACT,
+                change: |e| e.date_of_service = date(""),
+                expect: fails("date_of_service"),
+            },
+            Case {
+                name: "no place of service",
+                source: CONTRACT,
+                change: |e| e.place_of_service.clear(),
+                expect: fails("place_of_service"),
+            },
+            Case {
+                name: "no payer",
+                source: CONTRACT,
+                change: |e| e.payer = None,
+                expect: fails("payer"),
+            },
+            Case {
+                name: "payer kind unspecified",
+                source: CONTRACT,
+                change: |e| e.payer.as_mut().unwrap().kind = None,
+                expect: fails("payer.kind"),
+            },
+            Case {
+                name: "no rendering provider",
+                source: CONTRACT,
+                change: |e| e.rendering_provider = None,
+                expect: fails("rendering_provider"),
+            },
+            Case {
+                name: "no discipline",
+                source: CONTRACT,
+                change: |e| e.rendering_provider.as_mut().unwrap().discipline = None,
+                expect: fails("rendering_provider.discipline"),
+            },
+            Case {
+                name: "no rendering NPI",
+                source: CONTRACT,
+                change: |e| e.rendering_provider.as_mut().unwrap().npi.clear(),
+                expect: fails("rendering_provider.npi"),
+            },
+            Case {
+                name: "no billing NPI",
+                source: CONTRACT,
+                change: |e| e.billing_provider_npi.clear(),
+                expect: fails("billing_provider_npi"),
+            },
+            Case {
+                name: "no service line",
+                source: CONTRACT,
+                change: |e| e.service_lines.clear(),
+                expect: fails("service_lines"),
+            },
+            Case {
+                name: "no procedure code",
+                source: CONTRACT,
+                change: |e| e.service_lines[1].procedure_code.clear(),
+                expect: fails("service_lines[1].procedure_code"),
+            },
+            Case {
+                name: "no diagnosis",
+                source: CONTRACT,
+                change: |e| e.diagnosis_codes.clear(),
+                expect: fails("diagnosis_codes"),
+            },
+        ]);
+    }
+
+    #[test]
+    fn dates() {
+        run_table(&[
+            Case {
+                name: "real date",
+                source: "contract §2",
+                change: |_| {},
+                expect: Passes(ReasonCode::DateInvalid),
+            },
+            Case {
+                name: "30 February",
+                source: "contract §2",
+                change: |e| e.date_of_service = date("2025-02-30"),
+                expect: Fails {
+                    code: ReasonCode::DateInvalid,
+                    severity: Error,
+                    field: "date_of_service",
+                    carc: "CO-16",
+                },
+            },
+            Case {
+                name: "US order",
+                source: "contract §2",
+                change: |e| e.date_of_service = date("06/16/2025"),
+                expect: Fails {
+                    code: ReasonCode::DateInvalid,
+                    severity: Error,
+                    field: "date_of_service",
+                    carc: "CO-16",
+                },
+            },
+            Case {
+                name: "plan certified on a bad date",
+                source: "contract §2",
+                change: |e| {
+                    e.documentation
+                        .as_mut()
+                        .unwrap()
+                        .plan_of_care
+                        .as_mut()
+                        .unwrap()
+                        .certified_date = date("2025-06-31")
+                },
+                expect: Fails {
+                    code: ReasonCode::DateInvalid,
+                    severity: Error,
+                    field: "documentation.plan_of_care.certified_date",
+                    carc: "CO-16",
+                },
+            },
+            Case {
+                name: "goal target date malformed",
+                source: "contract §2",
+                change: |e| {
+                    e.documentation.as_mut().unwrap().goals[1].target_date = date("2025-7-28")
+                },
+                expect: Fails {
+                    code: ReasonCode::DateInvalid,
+                    severity: Error,
+                    field: "documentation.goals[1].target_date",
+                    carc: "CO-16",
+                },
+            },
+            Case {
+                name: "service on the validation date",
+                source: CONTRACT,
+                change: |e| e.date_of_service = date("2025-06-20"),
+                expect: Passes(ReasonCode::DateOfServiceInFuture),
+            },
+            Case {
+                name: "service tomorrow",
+                source: CONTRACT,
+                change: |e| e.date_of_service = date("2025-06-21"),
+                expect: Fails {
+                    code: ReasonCode::DateOfServiceInFuture,
+                    severity: Error,
+                    field: "date_of_service",
+                    carc: "CO-16",
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn timely_filing() {
+        // As of 2025-06-20. Medicare: one calendar year (42 CFR 424.44, billing-rules §9).
+        use ReasonCode::TimelyFilingExpired as R;
+        let fails = Fails {
+            code: R,
+            severity: Error,
+            field: "date_of_service",
+            carc: "CO-29",
+        };
+        run_table(&[
+            Case {
+                name: "medicare, 12 months to the day",
+                source: "42 CFR 424.44",
+                change: |e| e.date_of_service = date("2024-06-20"),
+                expect: Passes(R),
+            },
+            Case {
+                name: "medicare, one day past a year",
+                source: "42 CFR 424.44",
+                change: |e| e.date_of_service = date("2024-06-19"),
+                expect: fails,
+            },
+            Case {
+                name: "medicaid, one day past 12 months",
+                source: "42 CFR 447.45(d)(1)",
+                change: |e| {
+                    e.date_of_service = date("2024-06-19");
+                    e.payer.as_mut().unwrap().kind = Some(PayerKind::Medicaid);
+                },
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "date_of_service",
+                    carc: "CO-29",
+                },
+            },
+            Case {
+                name: "commercial, no limit shipped",
+                source: "rules/profiles.toml",
+                change: |e| {
+                    e.date_of_service = date("2023-01-10");
+                    e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
+                },
+                expect: Passes(R),
+            },
+        ]);
+    }
+
+    #[test]
+    fn leap_day_service_is_due_by_28_february() {
+        // billing-rules §9: a Feb 29 DOS must be filed by Feb 28 of the next year.
+        let limit = FilingLimit {
+            span: FilingSpan::Months(12),
+            source: String::new(),
+        };
+        let dos = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
+        assert_eq!(
+            filing_deadline(dos, &limit),
+            NaiveDate::from_ymd_opt(2025, 2, 28)
+        );
+        let days = FilingLimit {
+            span: FilingSpan::Days(90),
+            source: String::new(),
+        };
+        assert_eq!(
+            filing_deadline(dos, &days),
+            NaiveDate::from_ymd_opt(2024, 5, 29)
+        );
+    }
+
+    #[test]
+    fn npis() {
+        use ReasonCode::NpiInvalid as R;
+        let source = "billing-rules §9 (Luhn with 80840)";
+        run_table(&[
+            Case {
+                name: "valid NPIs",
+                source,
+                change: |_| {},
+                expect: Passes(R),
+            },
+            Case {
+                name: "rendering check digit",
+                source,
+                change: |e| e.rendering_provider.as_mut().unwrap().npi = "1234567890".into(),
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "rendering_provider.npi",
+                    carc: "CO-207",
+                },
+            },
+            Case {
+                name: "billing 9 digits",
+                source,
+                change: |e| e.billing_provider_npi = "155859879".into(),
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "billing_provider_npi",
+                    carc: "CO-207",
+                },
+            },
+            Case {
+                name: "certifying NPI with a letter",
+                source,
+                change: |e| {
+                    e.documentation
+                        .as_mut()
+                        .unwrap()
+                        .plan_of_care
+                        .as_mut()
+                        .unwrap()
+                        .certifying_npi = "11987654X4".into()
+                },
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "documentation.plan_of_care.certifying_npi",
+                    carc: "CO-207",
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn place_of_service() {
+        use ReasonCode::PlaceOfServiceInvalid as R;
+        let source = "CMS POS code set";
+        run_table(&[
+            Case {
+                name: "office",
+                source,
+                change: |_| {},
+                expect: Passes(R),
+            },
+            Case {
+                name: "CORF",
+                source,
+                change: |e| e.place_of_service = "62".into(),
+                expect: Passes(R),
+            },
+            Case {
+                name: "unassigned 98",
+                source,
+                change: |e| e.place_of_service = "98".into(),
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "place_of_service",
+                    carc: "CO-58",
+                },
+            },
+            Case {
+                name: "one digit",
+                source,
+                change: |e| e.place_of_service = "1".into(),
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "place_of_service",
+                    carc: "CO-58",
+                },
+            },
+            Case {
+                name: "POS 10 before it existed (2022-01-01)",
+                source,
+                change: |e| {
+                    e.place_of_service = "10".into();
+                    e.date_of_service = date("2021-12-31");
+                },
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "place_of_service",
+                    carc: "CO-58",
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn procedure_codes() {
+        let source = "billing-rules §9";
+        run_table(&[
+            Case {
+                name: "known CPT",
+                source,
+                change: |_| {},
+                expect: Passes(ReasonCode::ProcedureCodeInvalid),
+            },
+            Case {
+                name: "four digits",
+                source,
+                change: |e| e.service_lines[0].procedure_code = "9714".into(),
+                expect: Fails {
+                    code: ReasonCode::ProcedureCodeInvalid,
+                    severity: Error,
+                    field: "service_lines[0].procedure_code",
+                    carc: "CO-181",
+                },
+            },
+            Case {
+                name: "letter inside",
+                source,
+                change: |e| e.service_lines[1].procedure_code = "97I24".into(),
+                expect: Fails {
+                    code: ReasonCode::ProcedureCodeInvalid,
+                    severity: Error,
+                    field: "service_lines[1].procedure_code",
+                    carc: "CO-181",
+                },
+            },
+            Case {
+                name: "known HCPCS",
+                source,
+                change: |e| e.service_lines[0].procedure_code = "G0283".into(),
+                expect: Passes(ReasonCode::ProcedureCodeUnknown),
+            },
+            Case {
+                name: "well formed, not in rule data",
+                source: "rules/procedures.toml",
+                change: |e| e.service_lines[0].procedure_code = "99213".into(),
+                expect: Fails {
+                    code: ReasonCode::ProcedureCodeUnknown,
+                    severity: Warning,
+                    field: "service_lines[0].procedure_code",
+                    carc: "",
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn modifiers() {
+        use ReasonCode::ModifierInvalid as R;
+        let source = "X12 837P SV101; rules/modifiers.toml";
+        run_table(&[
+            Case {
+                name: "GP and 59",
+                source,
+                change: |_| {},
+                expect: Passes(R),
+            },
+            Case {
+                name: "four known",
+                source,
+                change: |e| {
+                    e.service_lines[1].modifiers =
+                        vec!["GP".into(), "59".into(), "KX".into(), "LT".into()]
+                },
+                expect: Passes(R),
+            },
+            Case {
+                name: "five",
+                source,
+                change: |e| {
+                    e.service_lines[1].modifiers = vec![
+                        "GP".into(),
+                        "59".into(),
+                        "KX".into(),
+                        "LT".into(),
+                        "25".into(),
+                    ]
+                },
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "malformed",
+                source,
+                change: |e| e.service_lines[0].modifiers.push("G".into()),
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "service_lines[0].modifiers[1]",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "unknown",
+                source,
+                change: |e| e.service_lines[0].modifiers.push("ZZ".into()),
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "service_lines[0].modifiers[1]",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "duplicate",
+                source,
+                change: |e| e.service_lines[1].modifiers.push("GP".into()),
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "service_lines[1].modifiers[2]",
+                    carc: "CO-4",
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn units_missing() {
+        use ReasonCode::UnitsMissing as R;
+        let source = "contract §9; billing-rules §9";
+        run_table(&[
+            Case {
+                name: "billed lines",
+                source,
+                change: |_| {},
+                expect: Passes(R),
+            },
+            Case {
+                name: "timed line documented but not billed",
+                source,
+                change: |e| e.service_lines[0].units = 0,
+                expect: Passes(R),
+            },
+            Case {
+                name: "timed line with neither units nor minutes",
+                source,
+                change: |e| {
+                    e.service_lines[0].units = 0;
+                    e.service_lines[0].minutes = 0;
+                },
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "service_lines[0].units",
+                    carc: "CO-16",
+                },
+            },
+            Case {
+                name: "service-based code with 0 units",
+                source,
+                change: |e| {
+                    let mut evaluation = e.service_lines[0].clone();
+                    evaluation.procedure_code = "97164".into();
+                    evaluation.units = 0;
+                    evaluation.minutes = 20;
+                    e.service_lines.push(evaluation);
+                },
+                expect: Fails {
+                    code: R,
+                    severity: Error,
+                    field: "service_lines[2].units",
+                    carc: "CO-16",
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn severity_and_switches_come_from_the_profile() {
+        // A payer override graded in data: NPI_INVALID downgraded, PROCEDURE_CODE_UNKNOWN off,
+        // a 90-day filing limit. Nothing in rule code changes.
+        let profiles = r#"
+[meta]
+source = "test"
+effective_from = "2019-01-01"
+[profile.medicare]
+unit_method = "cms_total_time"
+unit_method_source = "test"
+[profile.medicaid]
+unit_method = "cms_total_time"
+unit_method_source = "test"
+[profile.commercial]
+unit_method = "ama_per_code"
+unit_method_source = "test"
+[payer."ACME"]
+base = "commercial"
+filing_limit_days = 90
+filing_limit_source = "ACME provider contract"
+rules = { NPI_INVALID = "warning", PROCEDURE_CODE_UNKNOWN = "off" }
+"#;
+        let rules = crate::core::test_support::rules_with("profiles.toml", profiles);
+        let mut encounter = crate::core::test_support::seed_visit();
+        encounter.payer.as_mut().unwrap().payer_id = "ACME".into();
+        encounter.rendering_provider.as_mut().unwrap().npi = "1234567890".into();
+        encounter.service_lines[0].procedure_code = "99213".into();
+        let outcome = crate::core::validate(&encounter, &rules, crate::core::test_support::as_of());
+        assert_eq!(
+            outcome.status,
+            crate::core::outcome::Status::Validated,
+            "{:#?}",
+            outcome.reasons
+        );
+        assert_eq!(outcome.reasons.len(), 1, "{:#?}", outcome.reasons);
+        assert_eq!(outcome.reasons[0].code, ReasonCode::NpiInvalid);
+        assert_eq!(outcome.reasons[0].severity, Warning);
+
+        encounter.date_of_service = date("2025-03-21");
+        let outcome = crate::core::validate(&encounter, &rules, crate::core::test_support::as_of());
+        let late = outcome
+            .reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::TimelyFilingExpired)
+            .unwrap();
+        assert_eq!(late.source, "ACME provider contract");
+        assert_eq!(late.expected, "filed on or before 2025-06-19");
+        // Another payer of the same kind keeps the shipped grading.
+        encounter.payer.as_mut().unwrap().payer_id = "OTHER".into();
+        let outcome = crate::core::validate(&encounter, &rules, crate::core::test_support::as_of());
+        assert_eq!(outcome.status, crate::core::outcome::Status::Rejected);
+    }
+}

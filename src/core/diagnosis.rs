@@ -165,3 +165,225 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
 fn display_code(code: &str) -> &str {
     if code.is_empty() { "service" } else { code }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::core::reason::ReasonCode;
+    use crate::core::reason::Severity::{Error, Warning};
+    use crate::core::test_support::{Case, Expect::*, run_table};
+    use crate::core::types::DateField;
+
+    const ICD: &str = "ICD-10-CM FY2025 (shared/data/icd10cm-fy2025.tsv); billing-rules §9";
+
+    #[test]
+    fn diagnosis_codes() {
+        use ReasonCode::{DiagnosisCodeInvalid as Invalid, DiagnosisCodeNotBillable as Header};
+        let invalid = |field| Fails {
+            code: Invalid,
+            severity: Error,
+            field,
+            carc: "CO-146",
+        };
+        run_table(&[
+            Case {
+                name: "billable codes with dots",
+                source: ICD,
+                change: |_| {},
+                expect: Passes(Invalid),
+            },
+            Case {
+                name: "billable code without the dot",
+                source: ICD,
+                change: |e| e.diagnosis_codes[1] = "M5450".into(),
+                expect: Passes(Invalid),
+            },
+            Case {
+                name: "M62.838 billable",
+                source: "shared/data/README.md checks",
+                change: |e| e.diagnosis_codes[2] = "M62.838".into(),
+                expect: Passes(Header),
+            },
+            Case {
+                name: "M54.5 is a header since FY2022",
+                source: "shared/data/README.md checks",
+                change: |e| e.diagnosis_codes[1] = "M54.5".into(),
+                expect: Fails {
+                    code: Header,
+                    severity: Error,
+                    field: "diagnosis_codes[1]",
+                    carc: "CO-146",
+                },
+            },
+            Case {
+                name: "M62.83 is a header",
+                source: "shared/data/README.md checks",
+                change: |e| e.diagnosis_codes[2] = "M62.83".into(),
+                expect: Fails {
+                    code: Header,
+                    severity: Error,
+                    field: "diagnosis_codes[2]",
+                    carc: "CO-146",
+                },
+            },
+            Case {
+                name: "well formed, not in the set",
+                source: ICD,
+                change: |e| e.diagnosis_codes[1] = "M54.55".into(),
+                expect: invalid("diagnosis_codes[1]"),
+            },
+            Case {
+                name: "malformed",
+                source: ICD,
+                change: |e| e.diagnosis_codes[0] = "54.2M".into(),
+                expect: invalid("diagnosis_codes[0]"),
+            },
+            Case {
+                name: "dot in the wrong place",
+                source: ICD,
+                change: |e| e.diagnosis_codes[0] = "M5.42".into(),
+                expect: invalid("diagnosis_codes[0]"),
+            },
+            Case {
+                name: "a 13th code",
+                source: "X12 837P HI: 12 codes",
+                change: |e| {
+                    e.diagnosis_codes.resize(13, "M54.2".into());
+                },
+                expect: invalid("diagnosis_codes[12]"),
+            },
+            Case {
+                name: "empty entry",
+                source: ICD,
+                change: |e| e.diagnosis_codes[2] = String::new(),
+                expect: Fails {
+                    code: ReasonCode::RequiredFieldMissing,
+                    severity: Error,
+                    field: "diagnosis_codes[2]",
+                    carc: "CO-16",
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn code_set_in_force() {
+        use ReasonCode::DiagnosisCodeSetUnavailable as R;
+        let source = "contract §9 (data in force)";
+        run_table(&[
+            Case {
+                name: "date inside FY2025",
+                source,
+                change: |_| {},
+                expect: Passes(R),
+            },
+            Case {
+                name: "last day of FY2025",
+                source,
+                change: |e| e.date_of_service = DateField::parse("2025-09-30"),
+                expect: Passes(R),
+            },
+            Case {
+                name: "before FY2025",
+                source,
+                change: |e| e.date_of_service = DateField::parse("2024-09-30"),
+                expect: Fails {
+                    code: R,
+                    severity: Warning,
+                    field: "date_of_service",
+                    carc: "",
+                },
+            },
+        ]);
+    }
+
+    #[test]
+    fn a_newer_set_is_chosen_by_date_of_service() {
+        // A deployment drops in the CMS order file of FY2026: a code added that year passes
+        // on a FY2026 date and is invalid on a FY2025 date.
+        let order_file = "\
+00001 M5450   1 Low back pain, unspecified                                   Low back pain, unspecified
+00002 M542    1 Cervicalgia                                                  Cervicalgia
+00003 M62838  1 Other muscle spasm                                           Other muscle spasm
+00004 M5499   1 Invented for this test                                       Invented for this test
+";
+        let rules = crate::core::test_support::rules_with_extra(
+            "icd10cm/icd10cm_order_2026.txt",
+            order_file,
+        );
+        let mut encounter = crate::core::test_support::seed_visit();
+        encounter.diagnosis_codes[1] = "M54.99".into();
+        encounter.date_of_service = DateField::parse("2025-10-01");
+        let as_of = chrono::NaiveDate::from_ymd_opt(2025, 10, 2).unwrap();
+        let outcome = crate::core::validate(&encounter, &rules, as_of);
+        assert!(outcome.reasons.is_empty(), "{:#?}", outcome.reasons);
+        assert!(
+            outcome.ruleset_version.contains("+icd10cm-fy2026+"),
+            "{}",
+            outcome.ruleset_version
+        );
+        encounter.date_of_service = DateField::parse("2025-09-30");
+        let outcome = crate::core::validate(&encounter, &rules, as_of);
+        assert_eq!(outcome.reasons.len(), 1, "{:#?}", outcome.reasons);
+        assert_eq!(outcome.reasons[0].code, ReasonCode::DiagnosisCodeInvalid);
+        assert!(outcome.ruleset_version.contains("+icd10cm-fy2025+"));
+    }
+
+    #[test]
+    fn diagnosis_pointers() {
+        use ReasonCode::DiagnosisPointerInvalid as R;
+        let source = "X12 837P SV107; contract §3";
+        let fails = |field| Fails {
+            code: R,
+            severity: Error,
+            field,
+            carc: "CO-16",
+        };
+        run_table(&[
+            Case {
+                name: "pointers in range",
+                source,
+                change: |_| {},
+                expect: Passes(R),
+            },
+            Case {
+                name: "missing",
+                source,
+                change: |e| e.service_lines[0].diagnosis_pointers.clear(),
+                expect: fails("service_lines[0].diagnosis_pointers"),
+            },
+            Case {
+                name: "zero",
+                source,
+                change: |e| e.service_lines[0].diagnosis_pointers = vec![0],
+                expect: fails("service_lines[0].diagnosis_pointers[0]"),
+            },
+            Case {
+                name: "past the end",
+                source,
+                change: |e| e.service_lines[1].diagnosis_pointers = vec![2, 4],
+                expect: fails("service_lines[1].diagnosis_pointers[1]"),
+            },
+            Case {
+                name: "repeated",
+                source,
+                change: |e| e.service_lines[1].diagnosis_pointers = vec![2, 2],
+                expect: fails("service_lines[1].diagnosis_pointers[1]"),
+            },
+            Case {
+                name: "five pointers",
+                source,
+                change: |e| {
+                    e.diagnosis_codes = vec![
+                        "M54.2".into(),
+                        "M54.50".into(),
+                        "M62.838".into(),
+                        "M54.6".into(),
+                        "M54.9".into(),
+                    ];
+                    e.service_lines[1].diagnosis_pointers = vec![1, 2, 3, 4, 5];
+                },
+                expect: fails("service_lines[1].diagnosis_pointers"),
+            },
+        ]);
+    }
+}

