@@ -942,7 +942,7 @@ unit_method_source = "test"
 base = "commercial"
 filing_limit_days = 90
 filing_limit_source = "ACME provider contract"
-rules = { NPI_INVALID = "warning", PROCEDURE_CODE_UNKNOWN = "off" }
+rules = { NPI_INVALID = "warning", PROCEDURE_CODE_UNKNOWN = "off", MODIFIER_59_UNSUPPORTED = "off" }
 "#;
         let rules = crate::core::test_support::rules_with("profiles.toml", profiles);
         let mut encounter = crate::core::test_support::seed_visit();

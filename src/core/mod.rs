@@ -7,9 +7,12 @@
 pub mod claim_format;
 pub mod data;
 pub mod diagnosis;
+pub mod edits;
 pub mod npi;
 pub mod outcome;
 pub mod reason;
+pub mod therapy;
+pub mod timed_units;
 pub mod types;
 
 #[cfg(test)]
@@ -48,6 +51,9 @@ pub fn validate(encounter: &Encounter, rules: &RuleSet, as_of: NaiveDate) -> Out
     let mut findings = Vec::new();
     claim_format::check(&visit, &mut findings);
     diagnosis::check(&visit, &mut findings);
+    let units = timed_units::check(&visit, &mut findings);
+    edits::check(&visit, &mut findings);
+    therapy::check(&visit, &mut findings);
 
     let reasons = grade(findings, &visit);
     let rejected = reasons.iter().any(|r| r.severity == Severity::Error);
@@ -59,7 +65,7 @@ pub fn validate(encounter: &Encounter, rules: &RuleSet, as_of: NaiveDate) -> Out
         },
         claim: (!rejected).then(|| build_claim(encounter)),
         reasons,
-        units: None,
+        units,
         ruleset_version: rules.version_for(visit.icd10.set),
     }
 }

@@ -102,6 +102,34 @@ pub enum Discipline {
     Physician,
 }
 
+impl Discipline {
+    /// The rule-data spelling, e.g. `massage_therapist`.
+    pub fn parse(raw: &str) -> Option<Discipline> {
+        Some(match raw.trim() {
+            "physical_therapist" => Discipline::PhysicalTherapist,
+            "physical_therapist_assistant" => Discipline::PhysicalTherapistAssistant,
+            "occupational_therapist" => Discipline::OccupationalTherapist,
+            "occupational_therapy_assistant" => Discipline::OccupationalTherapyAssistant,
+            "chiropractor" => Discipline::Chiropractor,
+            "massage_therapist" => Discipline::MassageTherapist,
+            "physician" => Discipline::Physician,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Discipline::PhysicalTherapist => "physical therapist",
+            Discipline::PhysicalTherapistAssistant => "physical therapist assistant",
+            Discipline::OccupationalTherapist => "occupational therapist",
+            Discipline::OccupationalTherapyAssistant => "occupational therapy assistant",
+            Discipline::Chiropractor => "chiropractor",
+            Discipline::MassageTherapist => "massage therapist",
+            Discipline::Physician => "physician",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Region {
     Head,
@@ -139,6 +167,20 @@ pub struct BodyRegion {
     /// `None` when the sender left the region unspecified.
     pub region: Option<Region>,
     pub laterality: Laterality,
+}
+
+impl BodyRegion {
+    /// Contract §9: the same region, and the same laterality or one of them BILATERAL or NONE.
+    pub fn overlaps(&self, other: &BodyRegion) -> bool {
+        match (self.region, other.region) {
+            (Some(a), Some(b)) if a == b => {
+                self.laterality == other.laterality
+                    || matches!(self.laterality, Laterality::Bilateral | Laterality::None)
+                    || matches!(other.laterality, Laterality::Bilateral | Laterality::None)
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

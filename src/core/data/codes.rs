@@ -16,9 +16,16 @@ pub enum ProcedureKind {
     Untimed,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcedureInfo {
+    pub kind: ProcedureKind,
+    /// On the CMS list of codes that are therapy whoever furnishes them: needs GP/GO/GN.
+    pub always_therapy: bool,
+}
+
 #[derive(Debug)]
 pub struct ProcedureTable {
-    kinds: HashMap<String, ProcedureKind>,
+    codes: HashMap<String, ProcedureInfo>,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +39,7 @@ struct ProceduresFile {
 #[serde(deny_unknown_fields)]
 struct ProcedureGroup {
     kind: String,
+    always_therapy: bool,
     codes: Vec<String>,
     source: String,
 }
@@ -44,7 +52,7 @@ impl ProcedureTable {
     ) -> Result<ProcedureTable, RuleDataError> {
         let raw: ProceduresFile = parse_toml(file, text)?;
         raw.meta.record(file, "procedures", tables)?;
-        let mut kinds = HashMap::new();
+        let mut codes = HashMap::new();
         for group in raw.group {
             let kind = match group.kind.as_str() {
                 "timed" => ProcedureKind::Timed,
@@ -67,7 +75,11 @@ impl ProcedureTable {
                         format!("`{code}` is not a CPT/HCPCS code"),
                     ));
                 }
-                if kinds.insert(code.clone(), kind).is_some() {
+                let info = ProcedureInfo {
+                    kind,
+                    always_therapy: group.always_therapy,
+                };
+                if codes.insert(code.clone(), info).is_some() {
                     return Err(RuleDataError::invalid(
                         file,
                         format!("{code} is listed twice"),
@@ -75,11 +87,19 @@ impl ProcedureTable {
                 }
             }
         }
-        Ok(ProcedureTable { kinds })
+        Ok(ProcedureTable { codes })
+    }
+
+    pub fn get(&self, code: &str) -> Option<ProcedureInfo> {
+        self.codes.get(code).copied()
     }
 
     pub fn kind(&self, code: &str) -> Option<ProcedureKind> {
-        self.kinds.get(code).copied()
+        self.get(code).map(|info| info.kind)
+    }
+
+    pub fn is_timed(&self, code: &str) -> bool {
+        self.kind(code) == Some(ProcedureKind::Timed)
     }
 }
 
@@ -96,6 +116,22 @@ pub fn is_well_formed_procedure(code: &str) -> bool {
     (digits(0..5))
         || (digits(0..4) && matches!(bytes[4], b'A' | b'F' | b'M' | b'T' | b'U'))
         || (bytes[0].is_ascii_uppercase() && digits(1..5))
+}
+
+/// Packs a well-formed 5-character CPT/HCPCS code into 26 bits (base 36), for the large edit
+/// tables: no allocation per row, cheap hashing.
+pub fn pack_procedure(code: &str) -> Option<u32> {
+    if !is_well_formed_procedure(code) {
+        return None;
+    }
+    code.bytes().try_fold(0u32, |packed, byte| {
+        let digit = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'A'..=b'Z' => byte - b'A' + 10,
+            _ => return None,
+        };
+        Some(packed * 36 + u32::from(digit))
+    })
 }
 
 #[derive(Debug)]
@@ -251,6 +287,19 @@ mod tests {
         for (code, ok) in cases {
             assert_eq!(is_well_formed_procedure(code), ok, "{code}");
         }
+    }
+
+    #[test]
+    fn packed_codes_are_distinct() {
+        let codes = ["97124", "97140", "G0283", "0001A", "0001U", "Z9999"];
+        let packed: Vec<u32> = codes.iter().map(|c| pack_procedure(c).unwrap()).collect();
+        for (i, a) in packed.iter().enumerate() {
+            assert!(*a < 1 << 26);
+            for b in &packed[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(pack_procedure("9712"), None);
     }
 
     #[test]

@@ -8,7 +8,10 @@ mod catalogue;
 mod codes;
 mod icd10;
 mod meta;
+mod mue;
+mod ncci;
 mod profiles;
+mod therapy;
 
 use std::collections::BTreeMap;
 
@@ -17,12 +20,17 @@ use sha2::{Digest, Sha256};
 
 pub use catalogue::{Catalogue, RuleEntry};
 pub use codes::{
-    ModifierTable, PlaceOfServiceTable, ProcedureKind, ProcedureTable, is_well_formed_modifier,
-    is_well_formed_procedure,
+    ModifierTable, PlaceOfServiceTable, ProcedureInfo, ProcedureKind, ProcedureTable,
+    is_well_formed_modifier, is_well_formed_procedure, pack_procedure,
 };
 pub use icd10::{Icd10CodeSet, Icd10CodeSets, Icd10Lookup, Icd10Selection, normalize_icd10};
 pub use meta::TableVersion;
-pub use profiles::{FilingLimit, FilingSpan, Profile, Profiles, RuleSetting};
+pub use mue::{Adjudication, MueSelection, MueTable, MueValue};
+pub use ncci::{ModifierIndicator, PairEdit, PtpTable};
+pub use profiles::{
+    DisciplineLimit, ExtraPair, FilingLimit, FilingSpan, Profile, Profiles, RuleSetting,
+};
+pub use therapy::{KxSelection, KxThreshold, TherapyRules};
 
 /// An error in the rule data, naming the file (and the line where there is one).
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +91,9 @@ pub struct RuleSet {
     procedures: ProcedureTable,
     modifiers: ModifierTable,
     places_of_service: PlaceOfServiceTable,
+    therapy: TherapyRules,
+    ptp: PtpTable,
+    mue: MueTable,
     tables: Vec<TableVersion>,
 }
 
@@ -92,6 +103,7 @@ const PROFILES: &str = "profiles.toml";
 const PLACES_OF_SERVICE: &str = "place_of_service.toml";
 const PROCEDURES: &str = "procedures.toml";
 const MODIFIERS: &str = "modifiers.toml";
+const THERAPY: &str = "therapy.toml";
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +121,8 @@ impl RuleSet {
     ) -> Result<RuleSet, RuleDataError> {
         let mut named: BTreeMap<&str, &[u8]> = BTreeMap::new();
         let mut icd10_files = Vec::new();
+        let mut ncci_files = Vec::new();
+        let mut mue_files = Vec::new();
         let mut hasher = Sha256::new();
         for file in files {
             hasher.update(file.path.as_bytes());
@@ -120,9 +134,19 @@ impl RuleSet {
             }
             if file.path.starts_with("icd10cm/") {
                 icd10_files.push(file);
+            } else if file.path.starts_with("ncci/") {
+                ncci_files.push(file);
+            } else if file.path.starts_with("mue/") {
+                mue_files.push(file);
             } else if matches!(
                 file.path,
-                MANIFEST | REASONS | PROFILES | PLACES_OF_SERVICE | PROCEDURES | MODIFIERS
+                MANIFEST
+                    | REASONS
+                    | PROFILES
+                    | PLACES_OF_SERVICE
+                    | PROCEDURES
+                    | MODIFIERS
+                    | THERAPY
             ) {
                 named.insert(file.path, file.bytes);
             } else {
@@ -151,7 +175,10 @@ impl RuleSet {
             PlaceOfServiceTable::parse(PLACES_OF_SERVICE, text(PLACES_OF_SERVICE)?, &mut tables)?;
         let procedures = ProcedureTable::parse(PROCEDURES, text(PROCEDURES)?, &mut tables)?;
         let modifiers = ModifierTable::parse(MODIFIERS, text(MODIFIERS)?, &mut tables)?;
+        let therapy = TherapyRules::parse(THERAPY, text(THERAPY)?, &mut tables)?;
         let icd10 = Icd10CodeSets::parse(&icd10_files, &mut tables)?;
+        let ptp = PtpTable::parse(&ncci_files, &mut tables)?;
+        let mue = MueTable::parse(&mue_files, &mut tables)?;
 
         Ok(RuleSet {
             base_version: manifest.version.trim().to_owned(),
@@ -162,6 +189,9 @@ impl RuleSet {
             procedures,
             modifiers,
             places_of_service,
+            therapy,
+            ptp,
+            mue,
             tables,
         })
     }
@@ -218,6 +248,18 @@ impl RuleSet {
 
     pub fn places_of_service(&self) -> &PlaceOfServiceTable {
         &self.places_of_service
+    }
+
+    pub fn therapy(&self) -> &TherapyRules {
+        &self.therapy
+    }
+
+    pub fn ptp(&self) -> &PtpTable {
+        &self.ptp
+    }
+
+    pub fn mue(&self) -> &MueTable {
+        &self.mue
     }
 
     /// Every loaded table with its version, source and effective dates.

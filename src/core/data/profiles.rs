@@ -7,8 +7,9 @@ use serde::Deserialize;
 use super::RuleDataError;
 use super::catalogue::Catalogue;
 use super::meta::{Meta, TableVersion, parse_toml};
+use super::ncci::{ModifierIndicator, PairEdit, PtpTable};
 use crate::core::reason::{ReasonCode, Severity};
-use crate::core::types::{Payer, PayerKind, UnitMethod};
+use crate::core::types::{Discipline, Payer, PayerKind, UnitMethod};
 
 /// How a profile grades one rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,23 @@ pub enum FilingSpan {
     Days(u32),
 }
 
+/// A discipline that may bill only some codes to this payer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisciplineLimit {
+    pub discipline: Discipline,
+    pub may_bill: Vec<String>,
+    pub source: String,
+}
+
+/// A pair this payer edits on top of the NCCI table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraPair {
+    pub column1: String,
+    pub column2: String,
+    pub indicator: ModifierIndicator,
+    pub source: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Profile {
     /// `medicare`, `medicaid`, `commercial`, or `payer:<payer_id>`.
@@ -48,6 +66,10 @@ pub struct Profile {
     pub unit_method: UnitMethod,
     pub unit_method_source: String,
     pub filing_limit: Option<FilingLimit>,
+    pub discipline_limits: Vec<DisciplineLimit>,
+    /// Shipped pair ids or `COLUMN1/COLUMN2` this payer does not apply.
+    pub pairs_off: Vec<String>,
+    pub extra_pairs: Vec<ExtraPair>,
     settings: Vec<RuleSetting>,
 }
 
@@ -57,6 +79,41 @@ impl Profile {
             .get(code.index())
             .copied()
             .unwrap_or(RuleSetting::Off)
+    }
+
+    /// The PTP edit this payer applies to an ordered pair of codes on `date`.
+    pub fn pair_edit<'a>(
+        &'a self,
+        table: &'a PtpTable,
+        column1: &str,
+        column2: &str,
+        date: chrono::NaiveDate,
+    ) -> Option<PairEdit<'a>> {
+        if let Some(extra) = self
+            .extra_pairs
+            .iter()
+            .find(|pair| pair.column1 == column1 && pair.column2 == column2)
+        {
+            return Some(PairEdit {
+                indicator: extra.indicator,
+                source: &extra.source,
+                id: None,
+            });
+        }
+        let edit = table.edit(column1, column2, date)?;
+        let switched_off = self.pairs_off.iter().any(|off| {
+            edit.id == Some(off.as_str())
+                || off
+                    .split_once('/')
+                    .is_some_and(|(a, b)| a == column1 && b == column2)
+        });
+        (!switched_off).then_some(edit)
+    }
+
+    pub fn discipline_limit(&self, discipline: Discipline) -> Option<&DisciplineLimit> {
+        self.discipline_limits
+            .iter()
+            .find(|limit| limit.discipline == discipline)
     }
 }
 
@@ -98,6 +155,29 @@ struct RawProfile {
     filing_limit_source: Option<String>,
     #[serde(default)]
     rules: BTreeMap<String, String>,
+    #[serde(default)]
+    discipline_limit: Vec<RawDisciplineLimit>,
+    #[serde(default)]
+    pairs_off: Vec<String>,
+    #[serde(default)]
+    extra_pairs: Vec<RawExtraPair>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDisciplineLimit {
+    discipline: String,
+    may_bill: Vec<String>,
+    source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExtraPair {
+    column1: String,
+    column2: String,
+    modifier_indicator: u8,
+    source: String,
 }
 
 const KINDS: [&str; 3] = ["medicare", "medicaid", "commercial"];
@@ -143,6 +223,9 @@ impl Profiles {
                 unit_method: UnitMethod::CmsTotalTime,
                 unit_method_source: String::new(),
                 filing_limit: None,
+                discipline_limits: Vec::new(),
+                pairs_off: Vec::new(),
+                extra_pairs: Vec::new(),
                 settings: defaults.clone(),
             };
             apply(file, &format!("profile.{name}"), base, spec, true)
@@ -260,6 +343,66 @@ fn apply(
             ));
         }
         profile.filing_limit = Some(FilingLimit { span, source });
+    }
+    for limit in spec.discipline_limit {
+        let discipline = Discipline::parse(&limit.discipline).ok_or_else(|| {
+            RuleDataError::invalid(file, format!("[{section}].discipline_limit: `{}` is not a discipline (e.g. massage_therapist)", limit.discipline))
+        })?;
+        if limit.source.trim().is_empty() {
+            return Err(RuleDataError::invalid(
+                file,
+                format!("[{section}].discipline_limit: a source is required"),
+            ));
+        }
+        profile
+            .discipline_limits
+            .retain(|existing| existing.discipline != discipline);
+        profile.discipline_limits.push(DisciplineLimit {
+            discipline,
+            may_bill: limit
+                .may_bill
+                .iter()
+                .map(|c| c.trim().to_ascii_uppercase())
+                .collect(),
+            source: limit.source,
+        });
+    }
+    profile
+        .pairs_off
+        .extend(spec.pairs_off.into_iter().map(|p| p.trim().to_owned()));
+    for pair in spec.extra_pairs {
+        let indicator = match pair.modifier_indicator {
+            0 => ModifierIndicator::NotAllowed,
+            1 => ModifierIndicator::Allowed,
+            9 => ModifierIndicator::NotApplicable,
+            other => {
+                return Err(RuleDataError::invalid(
+                    file,
+                    format!("[{section}].extra_pairs: modifier_indicator {other} is not 0, 1 or 9"),
+                ));
+            }
+        };
+        let (column1, column2) = (
+            pair.column1.trim().to_ascii_uppercase(),
+            pair.column2.trim().to_ascii_uppercase(),
+        );
+        if !super::is_well_formed_procedure(&column1)
+            || !super::is_well_formed_procedure(&column2)
+            || pair.source.trim().is_empty()
+        {
+            return Err(RuleDataError::invalid(
+                file,
+                format!(
+                    "[{section}].extra_pairs: {column1}/{column2} needs two CPT/HCPCS codes and a source"
+                ),
+            ));
+        }
+        profile.extra_pairs.push(ExtraPair {
+            column1,
+            column2,
+            indicator,
+            source: pair.source,
+        });
     }
     for (code, setting) in spec.rules {
         let reason = ReasonCode::parse(&code).ok_or_else(|| {

@@ -1,0 +1,295 @@
+//! Therapy rules: who may bill the code, the therapy modifiers GP/GO/GN, the assistant
+//! modifiers CQ/CO, the KX threshold and the targeted medical review threshold.
+
+use super::Visit;
+use super::reason::{Finding, ReasonCode};
+use super::types::{Discipline, ServiceLine};
+use chrono::Datelike;
+
+const THERAPY_MODIFIERS: [&str; 3] = ["GP", "GO", "GN"];
+
+/// The plan-of-care modifier a discipline bills under (CMS Pub 100-04 Ch.5 §20.1; a
+/// chiropractor's therapy codes carry GP, billing-rules §5). `None`: any of the three.
+fn expected_therapy_modifier(discipline: Option<Discipline>) -> Option<&'static str> {
+    match discipline? {
+        Discipline::PhysicalTherapist
+        | Discipline::PhysicalTherapistAssistant
+        | Discipline::Chiropractor => Some("GP"),
+        Discipline::OccupationalTherapist | Discipline::OccupationalTherapyAssistant => Some("GO"),
+        Discipline::MassageTherapist | Discipline::Physician => None,
+    }
+}
+
+fn is_assistant(discipline: Option<Discipline>) -> bool {
+    matches!(
+        discipline,
+        Some(Discipline::PhysicalTherapistAssistant | Discipline::OccupationalTherapyAssistant)
+    )
+}
+
+fn money(cents: i64) -> String {
+    format!("${}.{:02}", cents / 100, (cents % 100).abs())
+}
+
+pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
+    let encounter = visit.encounter;
+    let discipline = encounter
+        .rendering_provider
+        .as_ref()
+        .and_then(|p| p.discipline);
+    let procedures = visit.rules.procedures();
+    for (index, line) in encounter.service_lines.iter().enumerate() {
+        let code = line.procedure_code.as_str();
+        if let Some(limit) = discipline.and_then(|d| visit.profile.discipline_limit(d))
+            && !limit.may_bill.iter().any(|allowed| allowed == code)
+            && !code.is_empty()
+        {
+            let who = limit.discipline.as_str();
+            out.push(
+                Finding::new(
+                    ReasonCode::ProviderNotEligible,
+                    format!("service_lines[{index}].procedure_code"),
+                    format!("A {who} may not bill {code} to this payer."),
+                )
+                .expected(if limit.may_bill.is_empty() { "no codes for this discipline".to_owned() } else { limit.may_bill.join(", ") })
+                .actual(format!("{code} by a {who}"))
+                .remedy(format!("Bill {code} only when a PT, OT or physician furnished or supervised it as the payer requires; otherwise do not bill it to this payer (an ABN may let the patient pay)."))
+                .source(limit.source.clone()),
+            );
+        }
+        let Some(info) = procedures.get(code) else {
+            continue;
+        };
+        if info.always_therapy {
+            check_therapy_modifier(index, line, discipline, out);
+        }
+        if info.always_therapy || info.kind == super::data::ProcedureKind::Timed {
+            check_assistant(visit, index, line, discipline, out);
+        }
+    }
+    check_thresholds(visit, discipline, out);
+}
+
+fn check_therapy_modifier(
+    index: usize,
+    line: &ServiceLine,
+    discipline: Option<Discipline>,
+    out: &mut Vec<Finding>,
+) {
+    let present: Vec<&str> = THERAPY_MODIFIERS
+        .into_iter()
+        .filter(|m| line.has_modifier(m))
+        .collect();
+    let expected = expected_therapy_modifier(discipline);
+    let field = format!("service_lines[{index}].modifiers");
+    let code = &line.procedure_code;
+    match (present.as_slice(), expected) {
+        ([], _) => out.push(
+            Finding::new(ReasonCode::TherapyModifierMissing, field, format!("{code} is an always-therapy code and needs the modifier of the plan of care it was furnished under."))
+                .expected(expected.unwrap_or("GP, GO or GN"))
+                .actual("none")
+                .remedy(format!("Append {} to {code}.", expected.unwrap_or("GP (PT), GO (OT) or GN (SLP)"))),
+        ),
+        ([_, _, ..], _) => out.push(
+            Finding::new(ReasonCode::TherapyModifierMismatch, field, format!("{code} carries more than one of GP/GO/GN; a line belongs to one plan of care."))
+                .expected(expected.unwrap_or("one of GP, GO, GN"))
+                .actual(present.join(","))
+                .remedy("Keep the modifier of the discipline whose plan of care the service was furnished under."),
+        ),
+        ([one], Some(expected)) if *one != expected => out.push(
+            Finding::new(ReasonCode::TherapyModifierMismatch, field, format!("{code} carries {one}, but the rendering discipline bills under {expected}."))
+                .expected(expected)
+                .actual(*one)
+                .remedy(format!("Replace {one} with {expected}, or correct the rendering provider's discipline.")),
+        ),
+        _ => {}
+    }
+}
+
+fn check_assistant(
+    visit: &Visit<'_>,
+    index: usize,
+    line: &ServiceLine,
+    discipline: Option<Discipline>,
+    out: &mut Vec<Finding>,
+) {
+    let Some(date) = visit.date_of_service else {
+        return;
+    };
+    let therapy = visit.rules.therapy();
+    if date < therapy.assistant_required_from {
+        return;
+    }
+    let (has_cq, has_co) = (line.has_modifier("CQ"), line.has_modifier("CO"));
+    let occupational = line.has_modifier("GO")
+        || matches!(
+            discipline,
+            Some(Discipline::OccupationalTherapist | Discipline::OccupationalTherapyAssistant)
+        );
+    let expected = if occupational { "CO" } else { "CQ" };
+    let field = format!("service_lines[{index}].modifiers");
+    let code = &line.procedure_code;
+    let share_over = u64::from(line.assistant_minutes) * 100
+        > u64::from(line.minutes) * u64::from(therapy.assistant_de_minimis_percent);
+    let assistant_renders = is_assistant(discipline);
+    if (share_over || assistant_renders) && !has_cq && !has_co {
+        let why = if assistant_renders {
+            "an assistant is the rendering provider".to_owned()
+        } else {
+            format!(
+                "the assistant furnished {} of its {} minutes, more than {}%",
+                line.assistant_minutes, line.minutes, therapy.assistant_de_minimis_percent
+            )
+        };
+        out.push(
+            Finding::new(ReasonCode::AssistantModifierMissing, field.clone(), format!("{code} needs {expected}: {why}."))
+                .expected(expected)
+                .actual(if line.modifiers.is_empty() { "none".to_owned() } else { line.modifiers.join(",") })
+                .remedy(format!("Append {expected} to {code} (payment is 85% of the fee schedule for assistant services)."))
+                .source(therapy.assistant_source.clone()),
+        );
+    }
+    let mismatch = if has_cq && has_co {
+        Some("CQ and CO are both on the line".to_owned())
+    } else if has_cq && !line.has_modifier("GP") {
+        Some("CQ (PTA) goes with GP".to_owned())
+    } else if has_co && !line.has_modifier("GO") {
+        Some("CO (OTA) goes with GO".to_owned())
+    } else if (has_cq || has_co) && !assistant_renders && line.assistant_minutes == 0 {
+        Some("no assistant minutes are documented on the line".to_owned())
+    } else {
+        None
+    };
+    if let Some(why) = mismatch {
+        out.push(
+            Finding::new(ReasonCode::AssistantModifierMismatch, field, format!("The assistant modifier on {code} does not fit: {why}."))
+                .expected(format!("{expected} with {}", if occupational { "GO" } else { "GP" }))
+                .actual(line.modifiers.join(","))
+                .remedy("Use CQ with GP for a PTA, CO with GO for an OTA, and only when the assistant furnished more than 10% of the service.")
+                .source(therapy.assistant_source.clone()),
+        );
+    }
+}
+
+fn check_thresholds(visit: &Visit<'_>, discipline: Option<Discipline>, out: &mut Vec<Finding>) {
+    let Some(date) = visit.date_of_service else {
+        return;
+    };
+    let procedures = visit.rules.procedures();
+    let lines: Vec<(usize, &ServiceLine)> = visit
+        .encounter
+        .service_lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| {
+            line.units > 0
+                && procedures
+                    .get(&line.procedure_code)
+                    .is_some_and(|i| i.always_therapy)
+        })
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    let claim_cents = lines.iter().fold(0i64, |sum, (_, line)| {
+        sum.saturating_add(line.charge_cents.max(0))
+    });
+    let year_to_date = visit
+        .encounter
+        .documentation
+        .as_ref()
+        .map_or(0, |d| d.year_to_date_allowed_cents.max(0));
+    let total = year_to_date.saturating_add(claim_cents);
+    let occupational = match discipline {
+        Some(Discipline::OccupationalTherapist | Discipline::OccupationalTherapyAssistant) => true,
+        Some(Discipline::PhysicalTherapist | Discipline::PhysicalTherapistAssistant) => false,
+        _ => lines.iter().any(|(_, line)| line.has_modifier("GO")),
+    };
+    let group = if occupational { "OT" } else { "PT and SLP" };
+    let therapy = visit.rules.therapy();
+    let kx_graded = [
+        ReasonCode::KxModifierRequired,
+        ReasonCode::KxModifierUnsupported,
+    ]
+    .iter()
+    .any(|code| visit.profile.setting(*code) != super::data::RuleSetting::Off);
+    if let Some(selection) = therapy.kx_for_year(date.year()) {
+        let threshold = if occupational {
+            selection.threshold.ot_cents
+        } else {
+            selection.threshold.pt_slp_cents
+        };
+        if !selection.covers_year && kx_graded {
+            out.push(
+                Finding::new(
+                    ReasonCode::RuleDataNotCurrent,
+                    "date_of_service",
+                    format!(
+                        "No KX threshold is loaded for {}; the {} amount ({}) was used.",
+                        date.year(),
+                        selection.threshold.year,
+                        money(threshold)
+                    ),
+                )
+                .expected(format!("the KX threshold of {}", date.year()))
+                .actual(date.to_string())
+                .remedy("Add the year's KX threshold to therapy.toml with its CMS source."),
+            );
+        }
+        let basis = format!(
+            "{} year to date plus {} on this claim = {} for {group}",
+            money(year_to_date),
+            money(claim_cents),
+            money(total)
+        );
+        for (index, line) in &lines {
+            let field = format!("service_lines[{index}].modifiers");
+            if total > threshold && !line.has_modifier("KX") {
+                out.push(
+                    Finding::new(ReasonCode::KxModifierRequired, field, format!("{basis}, above the {} KX threshold of {}.", selection.threshold.year, money(threshold)))
+                        .expected("KX")
+                        .actual(line.modifiers.join(","))
+                        .remedy(format!("Append KX to {} if the record documents that therapy above the threshold is medically necessary; without KX Medicare denies the line.", line.procedure_code))
+                        .source(selection.threshold.source.clone()),
+                );
+            } else if total <= threshold && line.has_modifier("KX") {
+                out.push(
+                    Finding::new(ReasonCode::KxModifierUnsupported, field, format!("{basis}, not above the {} KX threshold of {}.", selection.threshold.year, money(threshold)))
+                        .expected("no KX")
+                        .actual("KX")
+                        .remedy(format!("Remove KX from {} unless year-to-date amounts from other providers bring the total above the threshold.", line.procedure_code))
+                        .source(selection.threshold.source.clone()),
+                );
+            }
+        }
+    }
+    let (from, to) = therapy.medical_review_years;
+    if date.year() >= from && total > therapy.medical_review_cents {
+        out.push(
+            Finding::new(
+                ReasonCode::MedicalReviewThreshold,
+                "documentation.year_to_date_allowed_cents",
+                format!("{} for {group} this year passes the {} targeted medical review threshold.", money(total), money(therapy.medical_review_cents)),
+            )
+            .expected(format!("at most {}", money(therapy.medical_review_cents)))
+            .actual(money(total))
+            .remedy("Expect a targeted medical review: make sure the plan of care, progress reports and daily notes show why the therapy is necessary.")
+            .source(therapy.medical_review_source.clone()),
+        );
+        if date.year() > to
+            && visit.profile.setting(ReasonCode::MedicalReviewThreshold)
+                != super::data::RuleSetting::Off
+        {
+            out.push(
+                Finding::new(
+                    ReasonCode::RuleDataNotCurrent,
+                    "date_of_service",
+                    format!("The medical review threshold is sourced through {to}; from then on it is indexed by the MEI and the {to} amount was used."),
+                )
+                .expected(format!("the medical review threshold of {}", date.year()))
+                .actual(date.to_string())
+                .remedy("Update therapy.toml [medical_review] with the CMS amount for the year."),
+            );
+        }
+    }
+}
