@@ -279,6 +279,30 @@ fn rules_lists_the_catalogue_with_severity_per_profile() {
         "PROCEDURE_CODE_UNKNOWN",
         "MODIFIER_INVALID",
         "UNITS_MISSING",
+        "TIMED_MINUTES_MISSING",
+        "TIMED_SERVICE_UNDER_8_MINUTES",
+        "UNITS_EXCEED_TIME",
+        "UNITS_DISTRIBUTION_INVALID",
+        "UNITS_BELOW_TIME",
+        "TIMED_MINUTES_EXCEED_TOTAL_TIME",
+        "TOTAL_TREATMENT_TIME_MISSING",
+        "UNTIMED_CODE_UNITS",
+        "DUPLICATE_CODE_LINES",
+        "MUE_EXCEEDED",
+        "NCCI_PTP_MODIFIER_REQUIRED",
+        "NCCI_PTP_NOT_ALLOWED",
+        "DISTINCT_SERVICE_SAME_REGION",
+        "MODIFIER_59_UNSUPPORTED",
+        "MODIFIER_59_WITH_X_MODIFIER",
+        "THERAPY_MODIFIER_MISSING",
+        "THERAPY_MODIFIER_MISMATCH",
+        "ASSISTANT_MODIFIER_MISSING",
+        "ASSISTANT_MODIFIER_MISMATCH",
+        "KX_MODIFIER_REQUIRED",
+        "KX_MODIFIER_UNSUPPORTED",
+        "MEDICAL_REVIEW_THRESHOLD",
+        "PROVIDER_NOT_ELIGIBLE",
+        "RULE_DATA_NOT_CURRENT",
     ] {
         let rule = catalogue
             .rules
@@ -292,6 +316,39 @@ fn rules_lists_the_catalogue_with_severity_per_profile() {
         let profiles: Vec<&str> = rule.severities.iter().map(|s| s.profile.as_str()).collect();
         assert_eq!(profiles, ["medicare", "medicaid", "commercial"], "{code}");
     }
+    // The whole catalogue, in order, and nothing the core cannot emit.
+    let listed: Vec<&str> = catalogue.rules.iter().map(|r| r.code.as_str()).collect();
+    let implemented: Vec<&str> = claimlint::core::reason::ReasonCode::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
+    assert_eq!(listed, implemented);
+    // Each profile grades in data: KX is off for Medicaid and commercial payers.
+    let kx = catalogue
+        .rules
+        .iter()
+        .find(|r| r.code == "KX_MODIFIER_REQUIRED")
+        .unwrap();
+    let grading: Vec<(&str, bool)> = kx
+        .severities
+        .iter()
+        .map(|s| (s.profile.as_str(), s.enabled))
+        .collect();
+    assert_eq!(
+        grading,
+        [
+            ("medicare", true),
+            ("medicaid", false),
+            ("commercial", false)
+        ]
+    );
+    assert!(catalogue.data.iter().any(|t| t.table == "ncci_pairs"));
+    assert!(
+        catalogue
+            .data
+            .iter()
+            .any(|t| t.table == "kx_threshold" && t.version == "2019-2026")
+    );
     let icd = catalogue
         .data
         .iter()

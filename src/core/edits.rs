@@ -221,73 +221,198 @@ fn check_mue(visit: &Visit<'_>, date: chrono::NaiveDate, out: &mut Vec<Finding>)
 mod tests {
     use crate::core::reason::ReasonCode::*;
     use crate::core::reason::Severity::{Error, Warning};
-    use crate::core::test_support::{Case, Expect::*, as_of, rules_with, rules_with_extra, run_table, seed_visit};
+    use crate::core::test_support::{
+        Case, Expect::*, as_of, rules_with, rules_with_extra, run_table, seed_visit,
+    };
     use crate::core::types::{BodyRegion, DateField, Laterality, Region};
 
-    const SEED: &str = "seed article: 97124 with 97140 needs 59 and distinct regions (rules/ncci/pairs.toml)";
+    const SEED: &str =
+        "seed article: 97124 with 97140 needs 59 and distinct regions (rules/ncci/pairs.toml)";
     const EITHER_LINE: &str = "contract §9: for Medicare Part B the bypass modifier may stand on either line (since 2019-07-01)";
 
     fn region(region: Region, laterality: Laterality) -> BodyRegion {
-        BodyRegion { region: Some(region), laterality }
+        BodyRegion {
+            region: Some(region),
+            laterality,
+        }
     }
 
     #[test]
     fn ncci_pairs_and_modifier_59() {
         run_table(&[
-            Case { name: "seed visit: 59 on 97124, cervical vs lumbar", source: SEED, change: |_| {}, expect: Passes(NcciPtpModifierRequired) },
-            Case { name: "no 59", source: SEED, change: |e| e.service_lines[1].modifiers = vec!["GP".into()], expect: Fails { code: NcciPtpModifierRequired, severity: Error, field: "service_lines[1].modifiers", carc: "CO-236" } },
-            Case { name: "59 on the column-1 line", source: EITHER_LINE, change: |e| {
-                e.service_lines[1].modifiers = vec!["GP".into()];
-                e.service_lines[0].modifiers.push("59".into());
-            }, expect: Passes(NcciPtpModifierRequired) },
-            Case { name: "XS instead of 59", source: "billing-rules §3.2", change: |e| e.service_lines[1].modifiers = vec!["GP".into(), "XS".into()], expect: Passes(NcciPtpModifierRequired) },
-            Case { name: "a documented, unbilled 97140 line", source: "contract §9 (not on the claim)", change: |e| {
-                e.service_lines[0].units = 0;
-                e.service_lines[1].modifiers = vec!["GP".into()];
-            }, expect: Passes(NcciPtpModifierRequired) },
-            Case { name: "pair before its effective date", source: "rules/ncci/pairs.toml: 97161/97140 from 2020-10-01", change: |e| {
-                e.date_of_service = DateField::parse("2020-09-30");
-                e.service_lines[1].procedure_code = "97161".into();
-                e.service_lines[1].modifiers = vec!["GP".into()];
-                e.service_lines.swap(0, 1);
-            }, expect: Passes(NcciPtpModifierRequired) },
-            Case { name: "PT evaluation with 97140 after 2020-10-01, no modifier", source: "APTA 2020-09-02", change: |e| {
-                e.service_lines[1].procedure_code = "97161".into();
-                e.service_lines[1].units = 1;
-                e.service_lines[1].modifiers = vec!["GP".into()];
-                e.service_lines.swap(0, 1);
-            }, expect: Fails { code: NcciPtpModifierRequired, severity: Error, field: "service_lines[1].modifiers", carc: "CO-236" } },
+            Case {
+                name: "seed visit: 59 on 97124, cervical vs lumbar",
+                source: SEED,
+                change: |_| {},
+                expect: Passes(NcciPtpModifierRequired),
+            },
+            Case {
+                name: "no 59",
+                source: SEED,
+                change: |e| e.service_lines[1].modifiers = vec!["GP".into()],
+                expect: Fails {
+                    code: NcciPtpModifierRequired,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-236",
+                },
+            },
+            Case {
+                name: "59 on the column-1 line",
+                source: EITHER_LINE,
+                change: |e| {
+                    e.service_lines[1].modifiers = vec!["GP".into()];
+                    e.service_lines[0].modifiers.push("59".into());
+                },
+                expect: Passes(NcciPtpModifierRequired),
+            },
+            Case {
+                name: "XS instead of 59",
+                source: "billing-rules §3.2",
+                change: |e| e.service_lines[1].modifiers = vec!["GP".into(), "XS".into()],
+                expect: Passes(NcciPtpModifierRequired),
+            },
+            Case {
+                name: "a documented, unbilled 97140 line",
+                source: "contract §9 (not on the claim)",
+                change: |e| {
+                    e.service_lines[0].units = 0;
+                    e.service_lines[1].modifiers = vec!["GP".into()];
+                },
+                expect: Passes(NcciPtpModifierRequired),
+            },
+            Case {
+                name: "pair before its effective date",
+                source: "rules/ncci/pairs.toml: 97161/97140 from 2020-10-01",
+                change: |e| {
+                    e.date_of_service = DateField::parse("2020-09-30");
+                    e.service_lines[1].procedure_code = "97161".into();
+                    e.service_lines[1].modifiers = vec!["GP".into()];
+                    e.service_lines.swap(0, 1);
+                },
+                expect: Passes(NcciPtpModifierRequired),
+            },
+            Case {
+                name: "PT evaluation with 97140 after 2020-10-01, no modifier",
+                source: "APTA 2020-09-02",
+                change: |e| {
+                    e.service_lines[1].procedure_code = "97161".into();
+                    e.service_lines[1].units = 1;
+                    e.service_lines[1].modifiers = vec!["GP".into()];
+                    e.service_lines.swap(0, 1);
+                },
+                expect: Fails {
+                    code: NcciPtpModifierRequired,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-236",
+                },
+            },
         ]);
     }
 
     #[test]
     fn distinct_regions_for_59_and_xs() {
-        let fails = Fails { code: DistinctServiceSameRegion, severity: Error, field: "service_lines[1].body_regions", carc: "CO-236" };
+        let fails = Fails {
+            code: DistinctServiceSameRegion,
+            severity: Error,
+            field: "service_lines[1].body_regions",
+            carc: "CO-236",
+        };
         run_table(&[
-            Case { name: "cervical vs lumbar", source: SEED, change: |_| {}, expect: Passes(DistinctServiceSameRegion) },
-            Case { name: "both lumbar", source: SEED, change: |e| e.service_lines[0].body_regions = vec![region(Region::Lumbar, Laterality::None)], expect: fails },
-            Case { name: "left vs right shoulder", source: "contract §9 (overlap)", change: |e| {
-                e.service_lines[0].body_regions = vec![region(Region::Shoulder, Laterality::Left)];
-                e.service_lines[1].body_regions = vec![region(Region::Shoulder, Laterality::Right)];
-            }, expect: Passes(DistinctServiceSameRegion) },
-            Case { name: "left vs bilateral shoulder", source: "contract §9 (overlap)", change: |e| {
-                e.service_lines[0].body_regions = vec![region(Region::Shoulder, Laterality::Left)];
-                e.service_lines[1].body_regions = vec![region(Region::Shoulder, Laterality::Bilateral)];
-            }, expect: Fails { code: DistinctServiceSameRegion, severity: Error, field: "service_lines[1].body_regions", carc: "CO-236" } },
-            Case { name: "XE (separate encounter) needs no distinct region", source: "billing-rules §3.2", change: |e| {
-                e.service_lines[0].body_regions = vec![region(Region::Lumbar, Laterality::None)];
-                e.service_lines[1].modifiers = vec!["GP".into(), "XE".into()];
-            }, expect: Passes(DistinctServiceSameRegion) },
+            Case {
+                name: "cervical vs lumbar",
+                source: SEED,
+                change: |_| {},
+                expect: Passes(DistinctServiceSameRegion),
+            },
+            Case {
+                name: "both lumbar",
+                source: SEED,
+                change: |e| {
+                    e.service_lines[0].body_regions = vec![region(Region::Lumbar, Laterality::None)]
+                },
+                expect: fails,
+            },
+            Case {
+                name: "left vs right shoulder",
+                source: "contract §9 (overlap)",
+                change: |e| {
+                    e.service_lines[0].body_regions =
+                        vec![region(Region::Shoulder, Laterality::Left)];
+                    e.service_lines[1].body_regions =
+                        vec![region(Region::Shoulder, Laterality::Right)];
+                },
+                expect: Passes(DistinctServiceSameRegion),
+            },
+            Case {
+                name: "left vs bilateral shoulder",
+                source: "contract §9 (overlap)",
+                change: |e| {
+                    e.service_lines[0].body_regions =
+                        vec![region(Region::Shoulder, Laterality::Left)];
+                    e.service_lines[1].body_regions =
+                        vec![region(Region::Shoulder, Laterality::Bilateral)];
+                },
+                expect: Fails {
+                    code: DistinctServiceSameRegion,
+                    severity: Error,
+                    field: "service_lines[1].body_regions",
+                    carc: "CO-236",
+                },
+            },
+            Case {
+                name: "XE (separate encounter) needs no distinct region",
+                source: "billing-rules §3.2",
+                change: |e| {
+                    e.service_lines[0].body_regions =
+                        vec![region(Region::Lumbar, Laterality::None)];
+                    e.service_lines[1].modifiers = vec!["GP".into(), "XE".into()];
+                },
+                expect: Passes(DistinctServiceSameRegion),
+            },
         ]);
     }
 
     #[test]
     fn x_modifiers_and_unsupported_59() {
         run_table(&[
-            Case { name: "59 with XS", source: "billing-rules §3.2", change: |e| e.service_lines[1].modifiers = vec!["GP".into(), "59".into(), "XS".into()], expect: Fails { code: Modifier59WithXModifier, severity: Error, field: "service_lines[1].modifiers", carc: "CO-4" } },
-            Case { name: "59 alone", source: "billing-rules §3.2", change: |_| {}, expect: Passes(Modifier59WithXModifier) },
-            Case { name: "59 on a line in an edit pair", source: "billing-rules §3.2", change: |_| {}, expect: Passes(Modifier59Unsupported) },
-            Case { name: "59 with no pair in the visit", source: "billing-rules §3.2 (Palmetto)", change: |e| e.service_lines[0].procedure_code = "97110".into(), expect: Fails { code: Modifier59Unsupported, severity: Warning, field: "service_lines[1].modifiers[1]", carc: "" } },
+            Case {
+                name: "59 with XS",
+                source: "billing-rules §3.2",
+                change: |e| {
+                    e.service_lines[1].modifiers = vec!["GP".into(), "59".into(), "XS".into()]
+                },
+                expect: Fails {
+                    code: Modifier59WithXModifier,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "59 alone",
+                source: "billing-rules §3.2",
+                change: |_| {},
+                expect: Passes(Modifier59WithXModifier),
+            },
+            Case {
+                name: "59 on a line in an edit pair",
+                source: "billing-rules §3.2",
+                change: |_| {},
+                expect: Passes(Modifier59Unsupported),
+            },
+            Case {
+                name: "59 with no pair in the visit",
+                source: "billing-rules §3.2 (Palmetto)",
+                change: |e| e.service_lines[0].procedure_code = "97110".into(),
+                expect: Fails {
+                    code: Modifier59Unsupported,
+                    severity: Warning,
+                    field: "service_lines[1].modifiers[1]",
+                    carc: "",
+                },
+            },
         ]);
     }
 
@@ -304,18 +429,42 @@ mod tests {
         encounter.service_lines[1].modifiers = vec!["GP".into()];
         encounter.payer.as_mut().unwrap().payer_id = "NOSEED".into();
         let reasons = crate::core::validate(&encounter, &rules, as_of()).reasons;
-        assert!(reasons.iter().all(|r| r.code != NcciPtpModifierRequired), "{reasons:#?}");
+        assert!(
+            reasons.iter().all(|r| r.code != NcciPtpModifierRequired),
+            "{reasons:#?}"
+        );
 
         encounter.payer.as_mut().unwrap().payer_id = "STRICT".into();
         let reasons = crate::core::validate(&encounter, &rules, as_of()).reasons;
-        let denied = reasons.iter().find(|r| r.code == NcciPtpNotAllowed).expect("NCCI_PTP_NOT_ALLOWED");
-        assert_eq!((denied.field.as_str(), denied.carc.as_str(), denied.source.as_str()), ("service_lines[1].procedure_code", "CO-236", "STRICT policy MP-7"));
+        let denied = reasons
+            .iter()
+            .find(|r| r.code == NcciPtpNotAllowed)
+            .expect("NCCI_PTP_NOT_ALLOWED");
+        assert_eq!(
+            (
+                denied.field.as_str(),
+                denied.carc.as_str(),
+                denied.source.as_str()
+            ),
+            (
+                "service_lines[1].procedure_code",
+                "CO-236",
+                "STRICT policy MP-7"
+            )
+        );
 
         // The shipped pair names its source in the reason.
         encounter.payer.as_mut().unwrap().payer_id = "OTHER".into();
         let reasons = crate::core::validate(&encounter, &rules, as_of()).reasons;
-        let required = reasons.iter().find(|r| r.code == NcciPtpModifierRequired).unwrap();
-        assert!(required.source.contains("seed article"), "{}", required.source);
+        let required = reasons
+            .iter()
+            .find(|r| r.code == NcciPtpModifierRequired)
+            .unwrap();
+        assert!(
+            required.source.contains("seed article"),
+            "{}",
+            required.source
+        );
     }
 
     /// A CMS MUE file in its published layout; values are test data, not CMS values.
@@ -327,28 +476,58 @@ mod tests {
         let reasons = crate::core::validate(&seed_visit(), &rules, as_of()).reasons;
         let mue: Vec<_> = reasons.iter().filter(|r| r.code == MueExceeded).collect();
         assert_eq!(mue.len(), 1, "{reasons:#?}");
-        assert_eq!((mue[0].field.as_str(), mue[0].carc.as_str(), mue[0].actual.as_str()), ("service_lines[1].units", "CO-151", "2"));
-        assert!(mue[0].source.contains("MCR_MUE_PractitionerServices_Eff_04-01-2025.csv"));
+        assert_eq!(
+            (
+                mue[0].field.as_str(),
+                mue[0].carc.as_str(),
+                mue[0].actual.as_str()
+            ),
+            ("service_lines[1].units", "CO-151", "2")
+        );
+        assert!(
+            mue[0]
+                .source
+                .contains("MCR_MUE_PractitionerServices_Eff_04-01-2025.csv")
+        );
         assert!(reasons.iter().all(|r| r.code != RuleDataNotCurrent));
 
         // MAI 1 judges each line: two 97140 lines of 1 unit pass; MAI 2 sums the day.
         let mut split = seed_visit();
         split.service_lines[1] = split.service_lines[0].clone();
         let reasons = crate::core::validate(&split, &rules, as_of()).reasons;
-        assert!(reasons.iter().all(|r| r.code != MueExceeded), "{reasons:#?}");
+        assert!(
+            reasons.iter().all(|r| r.code != MueExceeded),
+            "{reasons:#?}"
+        );
         let mut massage = seed_visit();
         massage.service_lines[0] = massage.service_lines[1].clone();
         massage.service_lines[0].units = 1;
         massage.service_lines[1].units = 1;
         let reasons = crate::core::validate(&massage, &rules, as_of()).reasons;
-        let summed = reasons.iter().find(|r| r.code == MueExceeded).expect("MAI 2 sums the date of service");
-        assert_eq!((summed.field.as_str(), summed.actual.as_str()), ("service_lines[1].units", "2"));
+        let summed = reasons
+            .iter()
+            .find(|r| r.code == MueExceeded)
+            .expect("MAI 2 sums the date of service");
+        assert_eq!(
+            (summed.field.as_str(), summed.actual.as_str()),
+            ("service_lines[1].units", "2")
+        );
 
         // A date of service after the newest file's quarter: judged by it, with a warning.
         let mut later = seed_visit();
         later.date_of_service = DateField::parse("2025-07-01");
-        let reasons = crate::core::validate(&later, &rules, chrono::NaiveDate::from_ymd_opt(2025, 7, 2).unwrap()).reasons;
-        assert!(reasons.iter().any(|r| r.code == RuleDataNotCurrent && r.severity == Warning && r.carc.is_empty()), "{reasons:#?}");
+        let reasons = crate::core::validate(
+            &later,
+            &rules,
+            chrono::NaiveDate::from_ymd_opt(2025, 7, 2).unwrap(),
+        )
+        .reasons;
+        assert!(
+            reasons.iter().any(|r| r.code == RuleDataNotCurrent
+                && r.severity == Warning
+                && r.carc.is_empty()),
+            "{reasons:#?}"
+        );
         assert!(reasons.iter().any(|r| r.code == MueExceeded));
     }
 }

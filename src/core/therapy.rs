@@ -312,93 +312,312 @@ mod tests {
     #[test]
     fn therapy_modifiers() {
         run_table(&[
-            Case { name: "GP on both lines", source: MCPM_20_1, change: |_| {}, expect: Passes(TherapyModifierMissing) },
-            Case { name: "no GP on 97124", source: MCPM_20_1, change: |e| e.service_lines[1].modifiers = vec!["59".into()], expect: Fails { code: TherapyModifierMissing, severity: Error, field: "service_lines[1].modifiers", carc: "CO-4" } },
-            Case { name: "commercial grades it as a warning", source: "rules/profiles.toml", change: |e| {
-                e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
-                e.service_lines[1].modifiers = vec!["59".into()];
-            }, expect: Fails { code: TherapyModifierMissing, severity: Warning, field: "service_lines[1].modifiers", carc: "CO-4" } },
-            Case { name: "GO from a physical therapist", source: MCPM_20_1, change: |e| e.service_lines[0].modifiers = vec!["GO".into()], expect: Fails { code: TherapyModifierMismatch, severity: Error, field: "service_lines[0].modifiers", carc: "CO-4" } },
-            Case { name: "GP and GO on one line", source: MCPM_20_1, change: |e| e.service_lines[0].modifiers = vec!["GP".into(), "GO".into()], expect: Fails { code: TherapyModifierMismatch, severity: Error, field: "service_lines[0].modifiers", carc: "CO-4" } },
-            Case { name: "GO from an occupational therapist", source: MCPM_20_1, change: |e| {
-                discipline(e, Discipline::OccupationalTherapist);
-                e.service_lines[0].modifiers = vec!["GO".into()];
-                e.service_lines[1].modifiers = vec!["GO".into(), "59".into()];
-            }, expect: Passes(TherapyModifierMismatch) },
+            Case {
+                name: "GP on both lines",
+                source: MCPM_20_1,
+                change: |_| {},
+                expect: Passes(TherapyModifierMissing),
+            },
+            Case {
+                name: "no GP on 97124",
+                source: MCPM_20_1,
+                change: |e| e.service_lines[1].modifiers = vec!["59".into()],
+                expect: Fails {
+                    code: TherapyModifierMissing,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "commercial grades it as a warning",
+                source: "rules/profiles.toml",
+                change: |e| {
+                    e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
+                    e.service_lines[1].modifiers = vec!["59".into()];
+                },
+                expect: Fails {
+                    code: TherapyModifierMissing,
+                    severity: Warning,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "GO from a physical therapist",
+                source: MCPM_20_1,
+                change: |e| e.service_lines[0].modifiers = vec!["GO".into()],
+                expect: Fails {
+                    code: TherapyModifierMismatch,
+                    severity: Error,
+                    field: "service_lines[0].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "GP and GO on one line",
+                source: MCPM_20_1,
+                change: |e| e.service_lines[0].modifiers = vec!["GP".into(), "GO".into()],
+                expect: Fails {
+                    code: TherapyModifierMismatch,
+                    severity: Error,
+                    field: "service_lines[0].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "GO from an occupational therapist",
+                source: MCPM_20_1,
+                change: |e| {
+                    discipline(e, Discipline::OccupationalTherapist);
+                    e.service_lines[0].modifiers = vec!["GO".into()];
+                    e.service_lines[1].modifiers = vec!["GO".into(), "59".into()];
+                },
+                expect: Passes(TherapyModifierMismatch),
+            },
         ]);
     }
 
     #[test]
     fn assistant_modifiers() {
         run_table(&[
-            Case { name: "no assistant", source: CQ, change: |_| {}, expect: Passes(AssistantModifierMissing) },
-            Case { name: "assistant 2 of 25 minutes (8%)", source: CQ, change: |e| e.service_lines[1].assistant_minutes = 2, expect: Passes(AssistantModifierMissing) },
-            Case { name: "assistant 10 of 25 minutes", source: CQ, change: |e| e.service_lines[1].assistant_minutes = 10, expect: Fails { code: AssistantModifierMissing, severity: Error, field: "service_lines[1].modifiers", carc: "CO-4" } },
-            Case { name: "assistant 10 of 25 minutes with CQ", source: CQ, change: |e| {
-                e.service_lines[1].assistant_minutes = 10;
-                e.service_lines[1].modifiers.push("CQ".into());
-            }, expect: Passes(AssistantModifierMissing) },
-            Case { name: "a PTA renders without CQ", source: CQ, change: |e| discipline(e, Discipline::PhysicalTherapistAssistant), expect: Fails { code: AssistantModifierMissing, severity: Error, field: "service_lines[0].modifiers", carc: "CO-4" } },
-            Case { name: "before CQ/CO existed (2020-01-01)", source: CQ, change: |e| {
-                e.date_of_service = DateField::parse("2019-12-31");
-                e.service_lines[1].assistant_minutes = 20;
-            }, expect: Passes(AssistantModifierMissing) },
-            Case { name: "CQ without assistant minutes", source: CQ, change: |e| e.service_lines[0].modifiers.push("CQ".into()), expect: Fails { code: AssistantModifierMismatch, severity: Error, field: "service_lines[0].modifiers", carc: "CO-4" } },
-            Case { name: "CO with GP", source: CQ, change: |e| {
-                e.service_lines[0].assistant_minutes = 10;
-                e.service_lines[0].modifiers.push("CO".into());
-            }, expect: Fails { code: AssistantModifierMismatch, severity: Error, field: "service_lines[0].modifiers", carc: "CO-4" } },
-            Case { name: "commercial: not a CQ payer", source: "rules/profiles.toml", change: |e| {
-                e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
-                e.service_lines[1].assistant_minutes = 20;
-            }, expect: Passes(AssistantModifierMissing) },
+            Case {
+                name: "no assistant",
+                source: CQ,
+                change: |_| {},
+                expect: Passes(AssistantModifierMissing),
+            },
+            Case {
+                name: "assistant 2 of 25 minutes (8%)",
+                source: CQ,
+                change: |e| e.service_lines[1].assistant_minutes = 2,
+                expect: Passes(AssistantModifierMissing),
+            },
+            Case {
+                name: "assistant 10 of 25 minutes",
+                source: CQ,
+                change: |e| e.service_lines[1].assistant_minutes = 10,
+                expect: Fails {
+                    code: AssistantModifierMissing,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "assistant 10 of 25 minutes with CQ",
+                source: CQ,
+                change: |e| {
+                    e.service_lines[1].assistant_minutes = 10;
+                    e.service_lines[1].modifiers.push("CQ".into());
+                },
+                expect: Passes(AssistantModifierMissing),
+            },
+            Case {
+                name: "a PTA renders without CQ",
+                source: CQ,
+                change: |e| discipline(e, Discipline::PhysicalTherapistAssistant),
+                expect: Fails {
+                    code: AssistantModifierMissing,
+                    severity: Error,
+                    field: "service_lines[0].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "before CQ/CO existed (2020-01-01)",
+                source: CQ,
+                change: |e| {
+                    e.date_of_service = DateField::parse("2019-12-31");
+                    e.service_lines[1].assistant_minutes = 20;
+                },
+                expect: Passes(AssistantModifierMissing),
+            },
+            Case {
+                name: "CQ without assistant minutes",
+                source: CQ,
+                change: |e| e.service_lines[0].modifiers.push("CQ".into()),
+                expect: Fails {
+                    code: AssistantModifierMismatch,
+                    severity: Error,
+                    field: "service_lines[0].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "CO with GP",
+                source: CQ,
+                change: |e| {
+                    e.service_lines[0].assistant_minutes = 10;
+                    e.service_lines[0].modifiers.push("CO".into());
+                },
+                expect: Fails {
+                    code: AssistantModifierMismatch,
+                    severity: Error,
+                    field: "service_lines[0].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "commercial: not a CQ payer",
+                source: "rules/profiles.toml",
+                change: |e| {
+                    e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
+                    e.service_lines[1].assistant_minutes = 20;
+                },
+                expect: Passes(AssistantModifierMissing),
+            },
         ]);
     }
 
     #[test]
     fn kx_and_medical_review_thresholds() {
         run_table(&[
-            Case { name: "$860 + $115 this year", source: KX, change: |_| {}, expect: Passes(KxModifierRequired) },
-            Case { name: "$2,300 + $115 passes $2,410", source: KX, change: |e| e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 230_000, expect: Fails { code: KxModifierRequired, severity: Error, field: "service_lines[0].modifiers", carc: "CO-119" } },
-            Case { name: "$2,295 + $115 = $2,410 exactly is not above", source: "contract §9: strictly greater", change: |e| e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 229_500, expect: Passes(KxModifierRequired) },
-            Case { name: "above with KX", source: KX, change: |e| {
-                e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 230_000;
-                e.service_lines.iter_mut().for_each(|l| l.modifiers.push("KX".into()));
-            }, expect: Passes(KxModifierRequired) },
-            Case { name: "KX below the threshold", source: KX, change: |e| e.service_lines[0].modifiers.push("KX".into()), expect: Fails { code: KxModifierUnsupported, severity: Warning, field: "service_lines[0].modifiers", carc: "" } },
-            Case { name: "2024 threshold $2,330", source: "therapy.toml 2024 (Noridian)", change: |e| {
-                e.date_of_service = DateField::parse("2024-12-02");
-                e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 225_000;
-            }, expect: Fails { code: KxModifierRequired, severity: Error, field: "service_lines[1].modifiers", carc: "CO-119" } },
-            Case { name: "2020 has no amount: 2019's is used", source: "contract §9 (data in force)", change: |e| e.date_of_service = DateField::parse("2020-06-01"), expect: Fails { code: RuleDataNotCurrent, severity: Warning, field: "date_of_service", carc: "" } },
-            Case { name: "commercial: no KX", source: "rules/profiles.toml", change: |e| {
-                e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
-                e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 900_000;
-            }, expect: Passes(KxModifierRequired) },
-            Case { name: "$2,950 + $115 passes $3,000", source: "therapy.toml medical_review (MM11055)", change: |e| {
-                e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 295_000;
-                e.service_lines.iter_mut().for_each(|l| l.modifiers.push("KX".into()));
-            }, expect: Fails { code: MedicalReviewThreshold, severity: Warning, field: "documentation.year_to_date_allowed_cents", carc: "" } },
+            Case {
+                name: "$860 + $115 this year",
+                source: KX,
+                change: |_| {},
+                expect: Passes(KxModifierRequired),
+            },
+            Case {
+                name: "$2,300 + $115 passes $2,410",
+                source: KX,
+                change: |e| e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 230_000,
+                expect: Fails {
+                    code: KxModifierRequired,
+                    severity: Error,
+                    field: "service_lines[0].modifiers",
+                    carc: "CO-119",
+                },
+            },
+            Case {
+                name: "$2,295 + $115 = $2,410 exactly is not above",
+                source: "contract §9: strictly greater",
+                change: |e| e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 229_500,
+                expect: Passes(KxModifierRequired),
+            },
+            Case {
+                name: "above with KX",
+                source: KX,
+                change: |e| {
+                    e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 230_000;
+                    e.service_lines
+                        .iter_mut()
+                        .for_each(|l| l.modifiers.push("KX".into()));
+                },
+                expect: Passes(KxModifierRequired),
+            },
+            Case {
+                name: "KX below the threshold",
+                source: KX,
+                change: |e| e.service_lines[0].modifiers.push("KX".into()),
+                expect: Fails {
+                    code: KxModifierUnsupported,
+                    severity: Warning,
+                    field: "service_lines[0].modifiers",
+                    carc: "",
+                },
+            },
+            Case {
+                name: "2024 threshold $2,330",
+                source: "therapy.toml 2024 (Noridian)",
+                change: |e| {
+                    e.date_of_service = DateField::parse("2024-12-02");
+                    e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 225_000;
+                },
+                expect: Fails {
+                    code: KxModifierRequired,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-119",
+                },
+            },
+            Case {
+                name: "2020 has no amount: 2019's is used",
+                source: "contract §9 (data in force)",
+                change: |e| e.date_of_service = DateField::parse("2020-06-01"),
+                expect: Fails {
+                    code: RuleDataNotCurrent,
+                    severity: Warning,
+                    field: "date_of_service",
+                    carc: "",
+                },
+            },
+            Case {
+                name: "commercial: no KX",
+                source: "rules/profiles.toml",
+                change: |e| {
+                    e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
+                    e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 900_000;
+                },
+                expect: Passes(KxModifierRequired),
+            },
+            Case {
+                name: "$2,950 + $115 passes $3,000",
+                source: "therapy.toml medical_review (MM11055)",
+                change: |e| {
+                    e.documentation.as_mut().unwrap().year_to_date_allowed_cents = 295_000;
+                    e.service_lines
+                        .iter_mut()
+                        .for_each(|l| l.modifiers.push("KX".into()));
+                },
+                expect: Fails {
+                    code: MedicalReviewThreshold,
+                    severity: Warning,
+                    field: "documentation.year_to_date_allowed_cents",
+                    carc: "",
+                },
+            },
         ]);
     }
 
     #[test]
     fn provider_eligibility() {
-        let fails = |field| Fails { code: ProviderNotEligible, severity: Error, field, carc: "CO-185" };
+        let fails = |field| Fails {
+            code: ProviderNotEligible,
+            severity: Error,
+            field,
+            carc: "CO-185",
+        };
         run_table(&[
-            Case { name: "physical therapist", source: "billing-rules §7", change: |_| {}, expect: Passes(ProviderNotEligible) },
-            Case { name: "massage therapist billing Medicare", source: "billing-rules §7", change: |e| discipline(e, Discipline::MassageTherapist), expect: fails("service_lines[0].procedure_code") },
-            Case { name: "chiropractor billing 97124", source: "billing-rules §5 (NGS)", change: |e| discipline(e, Discipline::Chiropractor), expect: fails("service_lines[1].procedure_code") },
-            Case { name: "chiropractor billing CMT only", source: "billing-rules §5 (NGS)", change: |e| {
-                discipline(e, Discipline::Chiropractor);
-                e.service_lines.truncate(1);
-                e.service_lines[0].procedure_code = "98940".into();
-                e.service_lines[0].modifiers.clear();
-            }, expect: Passes(ProviderNotEligible) },
-            Case { name: "massage therapist billing a commercial plan", source: "billing-rules §7 (commercial payers vary)", change: |e| {
-                discipline(e, Discipline::MassageTherapist);
-                e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
-            }, expect: Passes(ProviderNotEligible) },
+            Case {
+                name: "physical therapist",
+                source: "billing-rules §7",
+                change: |_| {},
+                expect: Passes(ProviderNotEligible),
+            },
+            Case {
+                name: "massage therapist billing Medicare",
+                source: "billing-rules §7",
+                change: |e| discipline(e, Discipline::MassageTherapist),
+                expect: fails("service_lines[0].procedure_code"),
+            },
+            Case {
+                name: "chiropractor billing 97124",
+                source: "billing-rules §5 (NGS)",
+                change: |e| discipline(e, Discipline::Chiropractor),
+                expect: fails("service_lines[1].procedure_code"),
+            },
+            Case {
+                name: "chiropractor billing CMT only",
+                source: "billing-rules §5 (NGS)",
+                change: |e| {
+                    discipline(e, Discipline::Chiropractor);
+                    e.service_lines.truncate(1);
+                    e.service_lines[0].procedure_code = "98940".into();
+                    e.service_lines[0].modifiers.clear();
+                },
+                expect: Passes(ProviderNotEligible),
+            },
+            Case {
+                name: "massage therapist billing a commercial plan",
+                source: "billing-rules §7 (commercial payers vary)",
+                change: |e| {
+                    discipline(e, Discipline::MassageTherapist);
+                    e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
+                },
+                expect: Passes(ProviderNotEligible),
+            },
         ]);
     }
 }

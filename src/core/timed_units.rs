@@ -510,7 +510,14 @@ mod tests {
     use crate::core::types::{BodyRegion, Encounter, Laterality, PayerKind, Region};
     use proptest::prelude::*;
 
-    const REGIONS: [Region; 6] = [Region::Cervical, Region::Lumbar, Region::Shoulder, Region::Knee, Region::Hip, Region::Thoracic];
+    const REGIONS: [Region; 6] = [
+        Region::Cervical,
+        Region::Lumbar,
+        Region::Shoulder,
+        Region::Knee,
+        Region::Hip,
+        Region::Thoracic,
+    ];
 
     /// The seed visit with its lines replaced: (code, minutes, units) per line.
     fn visit(kind: PayerKind, lines: &[(&str, u32, u32)]) -> Encounter {
@@ -525,7 +532,10 @@ mod tests {
                 line.minutes = *minutes;
                 line.units = *units;
                 line.modifiers = vec!["GP".into()];
-                line.body_regions = vec![BodyRegion { region: Some(REGIONS[index % REGIONS.len()]), laterality: Laterality::None }];
+                line.body_regions = vec![BodyRegion {
+                    region: Some(REGIONS[index % REGIONS.len()]),
+                    laterality: Laterality::None,
+                }];
                 line.techniques.clear();
                 line
             })
@@ -547,7 +557,11 @@ mod tests {
     ];
 
     fn unit_reasons(outcome: &Outcome) -> Vec<&Reason> {
-        outcome.reasons.iter().filter(|r| UNIT_CODES.contains(&r.code)).collect()
+        outcome
+            .reasons
+            .iter()
+            .filter(|r| UNIT_CODES.contains(&r.code))
+            .collect()
     }
 
     /// A worked example: minutes per code, the CMS allowed total with each code's accepted
@@ -562,26 +576,123 @@ mod tests {
     }
 
     const WORKED: &[Worked] = &[
-        Worked { id: "CMS-1", source: "MCPM Ch.5 §20.2 Ex.1 (findacode)", minutes: &[("97112", 24), ("97110", 23)], cms_allowed: 3, cms_ranges: &[(2, 2), (1, 1)], ama_allowed: 4 },
-        Worked { id: "CMS-2", source: "MCPM Ch.5 §20.2 Ex.2: either code 2 units, never 3", minutes: &[("97112", 20), ("97110", 20)], cms_allowed: 3, cms_ranges: &[(1, 2), (1, 2)], ama_allowed: 2 },
-        Worked { id: "CMS-3", source: "MCPM Ch.5 §20.2 Ex.3: 3 left of 97110 vs 7 of 97140", minutes: &[("97110", 33), ("97140", 7)], cms_allowed: 3, cms_ranges: &[(2, 2), (1, 1)], ama_allowed: 2 },
-        Worked { id: "CMS-4", source: "MCPM Ch.5 §20.2 Ex.4 (tahoexc)", minutes: &[("97110", 18), ("97140", 13), ("97116", 10), ("97035", 8)], cms_allowed: 3, cms_ranges: &[(1, 1), (1, 1), (1, 1), (0, 0)], ama_allowed: 4 },
-        Worked { id: "CMS-5", source: "MCPM Ch.5 §20.2 Ex.5 / R5: any one of three 7-minute codes", minutes: &[("97112", 7), ("97110", 7), ("97140", 7)], cms_allowed: 1, cms_ranges: &[(0, 1), (0, 1), (0, 1)], ama_allowed: 0 },
-        Worked { id: "MAC-1", source: "MAC article A52758 (codapedia)", minutes: &[("97140", 20), ("97110", 20)], cms_allowed: 3, cms_ranges: &[(1, 2), (1, 2)], ama_allowed: 2 },
-        Worked { id: "MAC-2", source: "MAC article A52758: remainder 5 < 7", minutes: &[("97140", 35), ("97035", 7)], cms_allowed: 3, cms_ranges: &[(2, 2), (1, 1)], ama_allowed: 2 },
-        Worked { id: "W-1", source: "WebPT example (billing-rules §1.4), e-stim untimed", minutes: &[("97110", 30), ("97140", 15), ("97035", 8)], cms_allowed: 4, cms_ranges: &[(2, 2), (1, 1), (1, 1)], ama_allowed: 4 },
-        Worked { id: "W-2", source: "WebPT example (billing-rules §1.4)", minutes: &[("97140", 15), ("97035", 8)], cms_allowed: 2, cms_ranges: &[(1, 1), (1, 1)], ama_allowed: 2 },
-        Worked { id: "W-3", source: "WebPT example (billing-rules §1.4), R5", minutes: &[("97140", 5), ("97035", 3)], cms_allowed: 1, cms_ranges: &[(1, 1), (0, 0)], ama_allowed: 0 },
-        Worked { id: "UHC", source: "dynamicchiropractic 57682: 1 unit, tie", minutes: &[("97124", 10), ("97110", 10)], cms_allowed: 1, cms_ranges: &[(0, 1), (0, 1)], ama_allowed: 2 },
-        Worked { id: "MASS-1", source: "R1: a lone service under 8 minutes", minutes: &[("97124", 7)], cms_allowed: 0, cms_ranges: &[(0, 0)], ama_allowed: 0 },
-        Worked { id: "MASS-2", source: "billing-rules §1.3 algorithm: remainder 8 > 7", minutes: &[("97124", 38), ("97140", 7)], cms_allowed: 3, cms_ranges: &[(3, 3), (0, 0)], ama_allowed: 3 },
+        Worked {
+            id: "CMS-1",
+            source: "MCPM Ch.5 §20.2 Ex.1 (findacode)",
+            minutes: &[("97112", 24), ("97110", 23)],
+            cms_allowed: 3,
+            cms_ranges: &[(2, 2), (1, 1)],
+            ama_allowed: 4,
+        },
+        Worked {
+            id: "CMS-2",
+            source: "MCPM Ch.5 §20.2 Ex.2: either code 2 units, never 3",
+            minutes: &[("97112", 20), ("97110", 20)],
+            cms_allowed: 3,
+            cms_ranges: &[(1, 2), (1, 2)],
+            ama_allowed: 2,
+        },
+        Worked {
+            id: "CMS-3",
+            source: "MCPM Ch.5 §20.2 Ex.3: 3 left of 97110 vs 7 of 97140",
+            minutes: &[("97110", 33), ("97140", 7)],
+            cms_allowed: 3,
+            cms_ranges: &[(2, 2), (1, 1)],
+            ama_allowed: 2,
+        },
+        Worked {
+            id: "CMS-4",
+            source: "MCPM Ch.5 §20.2 Ex.4 (tahoexc)",
+            minutes: &[("97110", 18), ("97140", 13), ("97116", 10), ("97035", 8)],
+            cms_allowed: 3,
+            cms_ranges: &[(1, 1), (1, 1), (1, 1), (0, 0)],
+            ama_allowed: 4,
+        },
+        Worked {
+            id: "CMS-5",
+            source: "MCPM Ch.5 §20.2 Ex.5 / R5: any one of three 7-minute codes",
+            minutes: &[("97112", 7), ("97110", 7), ("97140", 7)],
+            cms_allowed: 1,
+            cms_ranges: &[(0, 1), (0, 1), (0, 1)],
+            ama_allowed: 0,
+        },
+        Worked {
+            id: "MAC-1",
+            source: "MAC article A52758 (codapedia)",
+            minutes: &[("97140", 20), ("97110", 20)],
+            cms_allowed: 3,
+            cms_ranges: &[(1, 2), (1, 2)],
+            ama_allowed: 2,
+        },
+        Worked {
+            id: "MAC-2",
+            source: "MAC article A52758: remainder 5 < 7",
+            minutes: &[("97140", 35), ("97035", 7)],
+            cms_allowed: 3,
+            cms_ranges: &[(2, 2), (1, 1)],
+            ama_allowed: 2,
+        },
+        Worked {
+            id: "W-1",
+            source: "WebPT example (billing-rules §1.4), e-stim untimed",
+            minutes: &[("97110", 30), ("97140", 15), ("97035", 8)],
+            cms_allowed: 4,
+            cms_ranges: &[(2, 2), (1, 1), (1, 1)],
+            ama_allowed: 4,
+        },
+        Worked {
+            id: "W-2",
+            source: "WebPT example (billing-rules §1.4)",
+            minutes: &[("97140", 15), ("97035", 8)],
+            cms_allowed: 2,
+            cms_ranges: &[(1, 1), (1, 1)],
+            ama_allowed: 2,
+        },
+        Worked {
+            id: "W-3",
+            source: "WebPT example (billing-rules §1.4), R5",
+            minutes: &[("97140", 5), ("97035", 3)],
+            cms_allowed: 1,
+            cms_ranges: &[(1, 1), (0, 0)],
+            ama_allowed: 0,
+        },
+        Worked {
+            id: "UHC",
+            source: "dynamicchiropractic 57682: 1 unit, tie",
+            minutes: &[("97124", 10), ("97110", 10)],
+            cms_allowed: 1,
+            cms_ranges: &[(0, 1), (0, 1)],
+            ama_allowed: 2,
+        },
+        Worked {
+            id: "MASS-1",
+            source: "R1: a lone service under 8 minutes",
+            minutes: &[("97124", 7)],
+            cms_allowed: 0,
+            cms_ranges: &[(0, 0)],
+            ama_allowed: 0,
+        },
+        Worked {
+            id: "MASS-2",
+            source: "billing-rules §1.3 algorithm: remainder 8 > 7",
+            minutes: &[("97124", 38), ("97140", 7)],
+            cms_allowed: 3,
+            cms_ranges: &[(3, 3), (0, 0)],
+            ama_allowed: 3,
+        },
     ];
 
     fn allocation(example: &Worked, method: UnitMethod) -> (u64, Vec<CodeAllocation>) {
         let mut codes: Vec<CodeAllocation> = example
             .minutes
             .iter()
-            .map(|(code, minutes)| CodeAllocation { code: (*code).into(), minutes: u64::from(*minutes), billed: 0, min: 0, max: 0 })
+            .map(|(code, minutes)| CodeAllocation {
+                code: (*code).into(),
+                minutes: u64::from(*minutes),
+                billed: 0,
+                min: 0,
+                max: 0,
+            })
             .collect();
         let allowed = allocate(method, &mut codes);
         (allowed, codes)
@@ -593,36 +704,74 @@ mod tests {
         for code in codes {
             all = all
                 .into_iter()
-                .flat_map(|prefix: Vec<u64>| (code.min..=code.max).map(move |units| [prefix.clone(), vec![units]].concat()))
+                .flat_map(|prefix: Vec<u64>| {
+                    (code.min..=code.max).map(move |units| [prefix.clone(), vec![units]].concat())
+                })
                 .collect();
         }
-        all.into_iter().filter(|billing| billing.iter().sum::<u64>() == allowed).collect()
+        all.into_iter()
+            .filter(|billing| billing.iter().sum::<u64>() == allowed)
+            .collect()
     }
 
     #[test]
     fn worked_examples_under_both_methods() {
         for example in WORKED {
             let (allowed, codes) = allocation(example, UnitMethod::CmsTotalTime);
-            assert_eq!(allowed, example.cms_allowed, "{} ({})", example.id, example.source);
+            assert_eq!(
+                allowed, example.cms_allowed,
+                "{} ({})",
+                example.id, example.source
+            );
             let ranges: Vec<(u64, u64)> = codes.iter().map(|c| (c.min, c.max)).collect();
-            assert_eq!(ranges, example.cms_ranges, "{} ({})", example.id, example.source);
+            assert_eq!(
+                ranges, example.cms_ranges,
+                "{} ({})",
+                example.id, example.source
+            );
             let (ama, _) = allocation(example, UnitMethod::AmaPerCode);
-            assert_eq!(ama, example.ama_allowed, "{} AMA (billing-rules §2)", example.id);
+            assert_eq!(
+                ama, example.ama_allowed,
+                "{} AMA (billing-rules §2)",
+                example.id
+            );
 
             // Every tie-break of the CMS allocation validates without a unit finding (Medicare),
             // and the AMA allocation does under a commercial payer.
             let billings = accepted_billings(&codes, allowed);
             assert!(!billings.is_empty(), "{}", example.id);
             for billing in billings {
-                let lines: Vec<(&str, u32, u32)> = example.minutes.iter().zip(&billing).map(|((c, m), u)| (*c, *m, *u as u32)).collect();
+                let lines: Vec<(&str, u32, u32)> = example
+                    .minutes
+                    .iter()
+                    .zip(&billing)
+                    .map(|((c, m), u)| (*c, *m, *u as u32))
+                    .collect();
                 let outcome = run(PayerKind::Medicare, &lines);
-                assert!(unit_reasons(&outcome).is_empty(), "{} {billing:?}: {:#?}", example.id, unit_reasons(&outcome));
+                assert!(
+                    unit_reasons(&outcome).is_empty(),
+                    "{} {billing:?}: {:#?}",
+                    example.id,
+                    unit_reasons(&outcome)
+                );
                 let units = outcome.units.expect("unit summary");
-                assert_eq!((units.method, u64::from(units.allowed_timed_units)), (UnitMethod::CmsTotalTime, allowed));
+                assert_eq!(
+                    (units.method, u64::from(units.allowed_timed_units)),
+                    (UnitMethod::CmsTotalTime, allowed)
+                );
             }
-            let ama_lines: Vec<(&str, u32, u32)> = example.minutes.iter().map(|(c, m)| (*c, *m, units_for_minutes(u64::from(*m)) as u32)).collect();
+            let ama_lines: Vec<(&str, u32, u32)> = example
+                .minutes
+                .iter()
+                .map(|(c, m)| (*c, *m, units_for_minutes(u64::from(*m)) as u32))
+                .collect();
             let outcome = run(PayerKind::Commercial, &ama_lines);
-            assert!(unit_reasons(&outcome).is_empty(), "{} AMA: {:#?}", example.id, unit_reasons(&outcome));
+            assert!(
+                unit_reasons(&outcome).is_empty(),
+                "{} AMA: {:#?}",
+                example.id,
+                unit_reasons(&outcome)
+            );
             assert_eq!(outcome.units.unwrap().method, UnitMethod::AmaPerCode);
         }
     }
@@ -630,7 +779,26 @@ mod tests {
     #[test]
     fn boundaries_of_the_unit_table() {
         // billing-rules §1.1 table and closed form.
-        let table = [(7, 0), (8, 1), (22, 1), (23, 2), (37, 2), (38, 3), (52, 3), (53, 4), (67, 4), (68, 5), (82, 5), (83, 6), (97, 6), (98, 7), (112, 7), (113, 8), (127, 8), (128, 9)];
+        let table = [
+            (7, 0),
+            (8, 1),
+            (22, 1),
+            (23, 2),
+            (37, 2),
+            (38, 3),
+            (52, 3),
+            (53, 4),
+            (67, 4),
+            (68, 5),
+            (82, 5),
+            (83, 6),
+            (97, 6),
+            (98, 7),
+            (112, 7),
+            (113, 8),
+            (127, 8),
+            (128, 9),
+        ];
         for (minutes, units) in table {
             assert_eq!(units_for_minutes(minutes), units, "{minutes} minutes");
         }
@@ -641,70 +809,197 @@ mod tests {
     fn wrong_billings_are_named() {
         use PayerKind::{Commercial, Medicare};
         use ReasonCode::*;
-        let cases: &[(&str, &str, PayerKind, &[(&str, u32, u32)], ReasonCode, &str)] = &[
-            ("CMS-2 billed 3 + 0", "MCPM §20.2 Ex.2: never 3 units of one code", Medicare, &[("97112", 20, 3), ("97110", 20, 0)], UnitsDistributionInvalid, "service_lines[0].units"),
-            ("CMS-3 billed 3 + 0", "MCPM §20.2 Ex.3", Medicare, &[("97110", 33, 3), ("97140", 7, 0)], UnitsDistributionInvalid, "service_lines[0].units"),
-            ("CMS-1 billed 2 + 2 (AMA rounding under Medicare)", "MCPM §20.2 R2", Medicare, &[("97112", 24, 2), ("97110", 23, 2)], UnitsExceedTime, "service_lines[1].units"),
-            ("UHC billed 1 + 1", "dynamicchiropractic 57682 (recouped)", Medicare, &[("97124", 10, 1), ("97110", 10, 1)], UnitsExceedTime, "service_lines"),
-            ("MASS-1 billed 1", "MCPM §20.2 R1", Medicare, &[("97124", 7, 1)], TimedServiceUnder8Minutes, "service_lines[0].units"),
-            ("AMA: 5 minutes of 97110 billed", "AMA per-code rule (billing-rules §2)", Commercial, &[("97124", 10, 1), ("97110", 5, 1)], TimedServiceUnder8Minutes, "service_lines[1].units"),
-            ("CMS-1 billed 2 + 1 under AMA", "AMA per-code rule: 2 + 2", Commercial, &[("97112", 24, 2), ("97110", 23, 1)], UnitsBelowTime, "service_lines"),
-            ("units without minutes", "MBPM §220.3", Medicare, &[("97124", 0, 2)], TimedMinutesMissing, "service_lines[0].minutes"),
-            ("PT line bills the PTA's unit", "contract §4: lines of one code checked against their own minutes", Medicare, &[("97110", 23, 0), ("97110", 13, 2), ("97140", 30, 2)], UnitsExceedTime, "service_lines[1].units"),
+        type Row<'a> = (
+            &'a str,
+            &'a str,
+            PayerKind,
+            &'a [(&'a str, u32, u32)],
+            ReasonCode,
+            &'a str,
+        );
+        let cases: &[Row<'_>] = &[
+            (
+                "CMS-2 billed 3 + 0",
+                "MCPM §20.2 Ex.2: never 3 units of one code",
+                Medicare,
+                &[("97112", 20, 3), ("97110", 20, 0)],
+                UnitsDistributionInvalid,
+                "service_lines[0].units",
+            ),
+            (
+                "CMS-3 billed 3 + 0",
+                "MCPM §20.2 Ex.3",
+                Medicare,
+                &[("97110", 33, 3), ("97140", 7, 0)],
+                UnitsDistributionInvalid,
+                "service_lines[0].units",
+            ),
+            (
+                "CMS-1 billed 2 + 2 (AMA rounding under Medicare)",
+                "MCPM §20.2 R2",
+                Medicare,
+                &[("97112", 24, 2), ("97110", 23, 2)],
+                UnitsExceedTime,
+                "service_lines[1].units",
+            ),
+            (
+                "UHC billed 1 + 1",
+                "dynamicchiropractic 57682 (recouped)",
+                Medicare,
+                &[("97124", 10, 1), ("97110", 10, 1)],
+                UnitsExceedTime,
+                "service_lines",
+            ),
+            (
+                "MASS-1 billed 1",
+                "MCPM §20.2 R1",
+                Medicare,
+                &[("97124", 7, 1)],
+                TimedServiceUnder8Minutes,
+                "service_lines[0].units",
+            ),
+            (
+                "AMA: 5 minutes of 97110 billed",
+                "AMA per-code rule (billing-rules §2)",
+                Commercial,
+                &[("97124", 10, 1), ("97110", 5, 1)],
+                TimedServiceUnder8Minutes,
+                "service_lines[1].units",
+            ),
+            (
+                "CMS-1 billed 2 + 1 under AMA",
+                "AMA per-code rule: 2 + 2",
+                Commercial,
+                &[("97112", 24, 2), ("97110", 23, 1)],
+                UnitsBelowTime,
+                "service_lines",
+            ),
+            (
+                "units without minutes",
+                "MBPM §220.3",
+                Medicare,
+                &[("97124", 0, 2)],
+                TimedMinutesMissing,
+                "service_lines[0].minutes",
+            ),
+            (
+                "PT line bills the PTA's unit",
+                "contract §4: lines of one code checked against their own minutes",
+                Medicare,
+                &[("97110", 23, 0), ("97110", 13, 2), ("97140", 30, 2)],
+                UnitsExceedTime,
+                "service_lines[1].units",
+            ),
         ];
         for (name, source, kind, lines, code, field) in cases {
             let outcome = run(*kind, lines);
             let found = unit_reasons(&outcome);
             assert!(
-                found.iter().any(|r| r.code == *code && r.field == *field && !r.remedy.is_empty()),
+                found
+                    .iter()
+                    .any(|r| r.code == *code && r.field == *field && !r.remedy.is_empty()),
                 "{name} ({source}): expected {code} at {field}, got {found:#?}"
             );
             // One finding per problem: an under-8 line is not also over its time.
             if *code == TimedServiceUnder8Minutes {
-                assert!(found.iter().all(|r| r.code != UnitsExceedTime), "{name}: {found:#?}");
+                assert!(
+                    found.iter().all(|r| r.code != UnitsExceedTime),
+                    "{name}: {found:#?}"
+                );
             }
         }
         // The one-unit finding for UNITS_BELOW_TIME is a warning: the claim still validates.
         let outcome = run(Commercial, &[("97112", 24, 2), ("97110", 23, 1)]);
-        assert_eq!(outcome.status, crate::core::outcome::Status::Validated, "{:#?}", outcome.reasons);
+        assert_eq!(
+            outcome.status,
+            crate::core::outcome::Status::Validated,
+            "{:#?}",
+            outcome.reasons
+        );
     }
 
     #[test]
     fn a_cq_split_is_allocated_per_code_then_per_line() {
         // billing-rules §1.5: PTA 23 and PT 13 minutes of 97110, PT 30 of 97140: 66 minutes = 4
         // units, 97110 pooled to 36 minutes = 2 units.
-        let outcome = run(PayerKind::Medicare, &[("97110", 23, 1), ("97110", 13, 1), ("97140", 30, 2)]);
-        assert!(unit_reasons(&outcome).is_empty(), "{:#?}", unit_reasons(&outcome));
+        let outcome = run(
+            PayerKind::Medicare,
+            &[("97110", 23, 1), ("97110", 13, 1), ("97140", 30, 2)],
+        );
+        assert!(
+            unit_reasons(&outcome).is_empty(),
+            "{:#?}",
+            unit_reasons(&outcome)
+        );
         let units = outcome.units.unwrap();
-        assert_eq!((units.total_timed_minutes, units.allowed_timed_units, units.billed_timed_units), (66, 4, 4));
-        let ranges: Vec<(u32, u32)> = units.lines.iter().map(|l| (l.expected_units_min, l.expected_units_max)).collect();
+        assert_eq!(
+            (
+                units.total_timed_minutes,
+                units.allowed_timed_units,
+                units.billed_timed_units
+            ),
+            (66, 4, 4)
+        );
+        let ranges: Vec<(u32, u32)> = units
+            .lines
+            .iter()
+            .map(|l| (l.expected_units_min, l.expected_units_max))
+            .collect();
         assert_eq!(ranges, [(1, 2), (0, 1), (2, 2)]);
     }
 
     #[test]
     fn untimed_units_duplicates_and_total_time() {
         let outcome = run(PayerKind::Medicare, &[("97110", 30, 2), ("97164", 20, 2)]);
-        let untimed = outcome.reasons.iter().find(|r| r.code == ReasonCode::UntimedCodeUnits).expect("UNTIMED_CODE_UNITS");
-        assert_eq!((untimed.field.as_str(), untimed.carc.as_str()), ("service_lines[1].units", "CO-151"));
+        let untimed = outcome
+            .reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::UntimedCodeUnits)
+            .expect("UNTIMED_CODE_UNITS");
+        assert_eq!(
+            (untimed.field.as_str(), untimed.carc.as_str()),
+            ("service_lines[1].units", "CO-151")
+        );
         // Untimed minutes do not count toward the timed total (billing-rules §0).
         assert_eq!(outcome.units.unwrap().total_timed_minutes, 30);
 
         let outcome = run(PayerKind::Medicare, &[("97110", 15, 1), ("97110", 15, 1)]);
-        let duplicate = outcome.reasons.iter().find(|r| r.code == ReasonCode::DuplicateCodeLines).expect("DUPLICATE_CODE_LINES");
-        assert_eq!((duplicate.field.as_str(), duplicate.severity), ("service_lines[1]", crate::core::reason::Severity::Warning));
+        let duplicate = outcome
+            .reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::DuplicateCodeLines)
+            .expect("DUPLICATE_CODE_LINES");
+        assert_eq!(
+            (duplicate.field.as_str(), duplicate.severity),
+            ("service_lines[1]", crate::core::reason::Severity::Warning)
+        );
 
         let mut encounter = visit(PayerKind::Medicare, &[("97110", 30, 2)]);
         encounter.total_treatment_minutes = 25;
         let reasons = crate::core::test_support::reasons_for(&encounter);
-        let over = reasons.iter().find(|r| r.code == ReasonCode::TimedMinutesExceedTotalTime).expect("exceeds total");
-        assert_eq!((over.field.as_str(), over.carc.as_str()), ("total_treatment_minutes", "CO-16"));
+        let over = reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::TimedMinutesExceedTotalTime)
+            .expect("exceeds total");
+        assert_eq!(
+            (over.field.as_str(), over.carc.as_str()),
+            ("total_treatment_minutes", "CO-16")
+        );
         encounter.total_treatment_minutes = 0;
         let reasons = crate::core::test_support::reasons_for(&encounter);
-        assert!(reasons.iter().any(|r| r.code == ReasonCode::TotalTreatmentTimeMissing && r.carc == "CO-16"));
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.code == ReasonCode::TotalTreatmentTimeMissing && r.carc == "CO-16")
+        );
         // Commercial payers are not held to the Medicare daily-note rule.
         encounter.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
         let reasons = crate::core::test_support::reasons_for(&encounter);
-        assert!(reasons.iter().all(|r| r.code != ReasonCode::TotalTreatmentTimeMissing));
+        assert!(
+            reasons
+                .iter()
+                .all(|r| r.code != ReasonCode::TotalTreatmentTimeMissing)
+        );
     }
 
     /// billing-rules §1.3 acceptance test, written independently of `allocate`.
@@ -720,7 +1015,7 @@ mod tests {
             return false;
         }
         (0..minutes.len()).all(|i| {
-            (0..minutes.len()).all(|j| !(extra[i] && !extra[j]) || minutes[i] % 15 >= minutes[j] % 15)
+            (0..minutes.len()).all(|j| !extra[i] || extra[j] || minutes[i] % 15 >= minutes[j] % 15)
         })
     }
 
