@@ -90,6 +90,72 @@ fn every_example_gives_its_documented_result() {
     }
 }
 
+/// The seed article's documentation example validates; each documentation element removed is
+/// rejected with its code, and the text report tells the therapist what to add to the note.
+#[test]
+fn the_seed_documentation_example_and_its_variants() {
+    let seed = repo_root().join("examples/valid-medicare-seed-documentation.json");
+    let output = run(&[
+        "validate",
+        "--as-of",
+        EXAMPLES_AS_OF,
+        seed.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&seed).unwrap()).unwrap();
+    let removals: [(&str, &str, &str); 9] = [
+        (
+            "/documentation/medicalNecessity",
+            "/documentation/functionalLimitations",
+            "MEDICAL_NECESSITY_MISSING",
+        ),
+        ("/documentation/goals", "", "TREATMENT_GOALS_MISSING"),
+        (
+            "/documentation/objectiveMeasures",
+            "",
+            "OBJECTIVE_MEASURES_MISSING",
+        ),
+        (
+            "/serviceLines/0/techniques",
+            "",
+            "MASSAGE_TECHNIQUE_MISSING",
+        ),
+        ("/serviceLines/0/bodyRegions", "", "BODY_REGION_MISSING"),
+        ("/documentation/planOfCare", "", "PLAN_OF_CARE_MISSING"),
+        (
+            "/documentation/planOfCare/certifiedDate",
+            "",
+            "PLAN_OF_CARE_NOT_CERTIFIED",
+        ),
+        ("/documentation/therapistSigned", "", "SIGNATURE_MISSING"),
+        ("/serviceLines/0/minutes", "", "TIMED_MINUTES_MISSING"),
+    ];
+    for (first, second, code) in removals {
+        let mut variant = original.clone();
+        for pointer in [first, second].into_iter().filter(|p| !p.is_empty()) {
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            variant
+                .pointer_mut(parent)
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove(key);
+        }
+        let output = run_with_stdin(
+            &["validate", "--as-of", EXAMPLES_AS_OF, "-"],
+            variant.to_string().as_bytes(),
+        );
+        let text = stdout(&output);
+        assert_eq!(output.status.code(), Some(1), "{first}: {text}");
+        assert!(
+            text.contains(&format!("error   {code} at ")),
+            "{first} → {code}: {text}"
+        );
+        assert!(text.contains("fix: "), "{text}");
+    }
+}
+
 #[test]
 fn json_output_is_the_canonical_mapping() {
     let output = run(&[
@@ -303,6 +369,20 @@ fn rules_lists_the_catalogue_with_severity_per_profile() {
         "MEDICAL_REVIEW_THRESHOLD",
         "PROVIDER_NOT_ELIGIBLE",
         "RULE_DATA_NOT_CURRENT",
+        "DIAGNOSIS_NOT_SUPPORTING",
+        "MEDICAL_NECESSITY_MISSING",
+        "TREATMENT_GOALS_MISSING",
+        "TREATMENT_GOAL_NOT_MEASURABLE",
+        "OBJECTIVE_MEASURES_MISSING",
+        "OBJECTIVE_MEASURE_OUT_OF_RANGE",
+        "MASSAGE_TECHNIQUE_MISSING",
+        "TECHNIQUE_CODE_MISMATCH",
+        "BODY_REGION_MISSING",
+        "PLAN_OF_CARE_MISSING",
+        "PLAN_OF_CARE_EXPIRED",
+        "PLAN_OF_CARE_NOT_CERTIFIED",
+        "PROGRESS_REPORT_OVERDUE",
+        "SIGNATURE_MISSING",
     ] {
         let rule = catalogue
             .rules
@@ -389,6 +469,7 @@ fn a_rules_directory_replaces_the_built_in_data() {
     )
     .unwrap();
     seed["dateOfService"] = "2025-11-03".into();
+    seed["documentation"]["planOfCare"] = serde_json::json!({"startDate": "2025-10-20", "certifiedDate": "2025-10-21", "certifyingNpi": "1198765434"});
     let input = seed.to_string();
     let args = ["validate", "--as-of", "2025-11-05", "--format", "json", "-"];
 

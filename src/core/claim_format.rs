@@ -949,6 +949,7 @@ rules = { NPI_INVALID = "warning", PROCEDURE_CODE_UNKNOWN = "off", MODIFIER_59_U
         encounter.payer.as_mut().unwrap().payer_id = "ACME".into();
         encounter.rendering_provider.as_mut().unwrap().npi = "1234567890".into();
         encounter.service_lines[0].procedure_code = "99213".into();
+        encounter.service_lines[0].techniques.clear();
         let outcome = crate::core::validate(&encounter, &rules, crate::core::test_support::as_of());
         assert_eq!(
             outcome.status,

@@ -7,6 +7,7 @@
 pub mod claim_format;
 pub mod data;
 pub mod diagnosis;
+pub mod documentation;
 pub mod edits;
 pub mod npi;
 pub mod outcome;
@@ -54,6 +55,7 @@ pub fn validate(encounter: &Encounter, rules: &RuleSet, as_of: NaiveDate) -> Out
     let units = timed_units::check(&visit, &mut findings);
     edits::check(&visit, &mut findings);
     therapy::check(&visit, &mut findings);
+    documentation::check(&visit, &mut findings);
 
     let reasons = grade(findings, &visit);
     let rejected = reasons.iter().any(|r| r.severity == Severity::Error);

@@ -71,6 +71,20 @@ reason_codes! {
     MedicalReviewThreshold => "MEDICAL_REVIEW_THRESHOLD",
     ProviderNotEligible => "PROVIDER_NOT_ELIGIBLE",
     RuleDataNotCurrent => "RULE_DATA_NOT_CURRENT",
+    DiagnosisNotSupporting => "DIAGNOSIS_NOT_SUPPORTING",
+    MedicalNecessityMissing => "MEDICAL_NECESSITY_MISSING",
+    TreatmentGoalsMissing => "TREATMENT_GOALS_MISSING",
+    TreatmentGoalNotMeasurable => "TREATMENT_GOAL_NOT_MEASURABLE",
+    ObjectiveMeasuresMissing => "OBJECTIVE_MEASURES_MISSING",
+    ObjectiveMeasureOutOfRange => "OBJECTIVE_MEASURE_OUT_OF_RANGE",
+    MassageTechniqueMissing => "MASSAGE_TECHNIQUE_MISSING",
+    TechniqueCodeMismatch => "TECHNIQUE_CODE_MISMATCH",
+    BodyRegionMissing => "BODY_REGION_MISSING",
+    PlanOfCareMissing => "PLAN_OF_CARE_MISSING",
+    PlanOfCareExpired => "PLAN_OF_CARE_EXPIRED",
+    PlanOfCareNotCertified => "PLAN_OF_CARE_NOT_CERTIFIED",
+    ProgressReportOverdue => "PROGRESS_REPORT_OVERDUE",
+    SignatureMissing => "SIGNATURE_MISSING",
 }
 
 impl fmt::Display for ReasonCode {

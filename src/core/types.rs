@@ -204,12 +204,84 @@ pub enum Technique {
     Other,
 }
 
+impl Technique {
+    /// The rule-data spelling, e.g. `myofascial_release`.
+    pub fn parse(raw: &str) -> Option<Technique> {
+        use Technique::*;
+        Some(match raw.trim() {
+            "effleurage" => Effleurage,
+            "petrissage" => Petrissage,
+            "tapotement" => Tapotement,
+            "stroking" => Stroking,
+            "compression" => Compression,
+            "percussion" => Percussion,
+            "soft_tissue_mobilization" => SoftTissueMobilization,
+            "joint_mobilization" => JointMobilization,
+            "myofascial_release" => MyofascialRelease,
+            "manual_traction" => ManualTraction,
+            "manual_lymphatic_drainage" => ManualLymphaticDrainage,
+            "manipulation" => Manipulation,
+            "therapeutic_exercise" => TherapeuticExercise,
+            "neuromuscular_reeducation" => NeuromuscularReeducation,
+            "gait_training" => GaitTraining,
+            "therapeutic_activities" => TherapeuticActivities,
+            "other" => Other,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use Technique::*;
+        match self {
+            Effleurage => "effleurage",
+            Petrissage => "petrissage",
+            Tapotement => "tapotement",
+            Stroking => "stroking",
+            Compression => "compression",
+            Percussion => "percussion",
+            SoftTissueMobilization => "soft tissue mobilization",
+            JointMobilization => "joint mobilization",
+            MyofascialRelease => "myofascial release",
+            ManualTraction => "manual traction",
+            ManualLymphaticDrainage => "manual lymphatic drainage",
+            Manipulation => "manipulation",
+            TherapeuticExercise => "therapeutic exercise",
+            NeuromuscularReeducation => "neuromuscular re-education",
+            GaitTraining => "gait training",
+            TherapeuticActivities => "therapeutic activities",
+            Other => "other",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MeasureKind {
     RangeOfMotionDegrees,
     PainScale0To10,
     ManualMuscleTest0To5,
     FunctionalScore,
+}
+
+impl MeasureKind {
+    /// The rule-data spelling, e.g. `pain_scale_0_10`.
+    pub fn parse(raw: &str) -> Option<MeasureKind> {
+        Some(match raw.trim() {
+            "range_of_motion_degrees" => MeasureKind::RangeOfMotionDegrees,
+            "pain_scale_0_10" => MeasureKind::PainScale0To10,
+            "manual_muscle_test_0_5" => MeasureKind::ManualMuscleTest0To5,
+            "functional_score" => MeasureKind::FunctionalScore,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeasureKind::RangeOfMotionDegrees => "range of motion (degrees)",
+            MeasureKind::PainScale0To10 => "pain (0-10)",
+            MeasureKind::ManualMuscleTest0To5 => "manual muscle test (0-5)",
+            MeasureKind::FunctionalScore => "functional score",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -6,6 +6,7 @@
 
 mod catalogue;
 mod codes;
+mod documentation;
 mod icd10;
 mod meta;
 mod mue;
@@ -23,6 +24,7 @@ pub use codes::{
     ModifierTable, PlaceOfServiceTable, ProcedureInfo, ProcedureKind, ProcedureTable,
     is_well_formed_modifier, is_well_formed_procedure, pack_procedure,
 };
+pub use documentation::{DiagnosisPolicy, DocumentationRules, MeasureScale, TechniqueCode};
 pub use icd10::{Icd10CodeSet, Icd10CodeSets, Icd10Lookup, Icd10Selection, normalize_icd10};
 pub use meta::TableVersion;
 pub use mue::{Adjudication, MueSelection, MueTable, MueValue};
@@ -92,6 +94,7 @@ pub struct RuleSet {
     modifiers: ModifierTable,
     places_of_service: PlaceOfServiceTable,
     therapy: TherapyRules,
+    documentation: DocumentationRules,
     ptp: PtpTable,
     mue: MueTable,
     tables: Vec<TableVersion>,
@@ -104,6 +107,7 @@ const PLACES_OF_SERVICE: &str = "place_of_service.toml";
 const PROCEDURES: &str = "procedures.toml";
 const MODIFIERS: &str = "modifiers.toml";
 const THERAPY: &str = "therapy.toml";
+const DOCUMENTATION: &str = "documentation.toml";
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,6 +151,7 @@ impl RuleSet {
                     | PROCEDURES
                     | MODIFIERS
                     | THERAPY
+                    | DOCUMENTATION
             ) {
                 named.insert(file.path, file.bytes);
             } else {
@@ -176,6 +181,8 @@ impl RuleSet {
         let procedures = ProcedureTable::parse(PROCEDURES, text(PROCEDURES)?, &mut tables)?;
         let modifiers = ModifierTable::parse(MODIFIERS, text(MODIFIERS)?, &mut tables)?;
         let therapy = TherapyRules::parse(THERAPY, text(THERAPY)?, &mut tables)?;
+        let documentation =
+            DocumentationRules::parse(DOCUMENTATION, text(DOCUMENTATION)?, &mut tables)?;
         let icd10 = Icd10CodeSets::parse(&icd10_files, &mut tables)?;
         let ptp = PtpTable::parse(&ncci_files, &mut tables)?;
         let mue = MueTable::parse(&mue_files, &mut tables)?;
@@ -190,6 +197,7 @@ impl RuleSet {
             modifiers,
             places_of_service,
             therapy,
+            documentation,
             ptp,
             mue,
             tables,
@@ -252,6 +260,10 @@ impl RuleSet {
 
     pub fn therapy(&self) -> &TherapyRules {
         &self.therapy
+    }
+
+    pub fn documentation(&self) -> &DocumentationRules {
+        &self.documentation
     }
 
     pub fn ptp(&self) -> &PtpTable {

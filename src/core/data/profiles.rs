@@ -70,6 +70,8 @@ pub struct Profile {
     /// Shipped pair ids or `COLUMN1/COLUMN2` this payer does not apply.
     pub pairs_off: Vec<String>,
     pub extra_pairs: Vec<ExtraPair>,
+    /// Per procedure: the diagnoses (prefixes) this payer accepts as support.
+    pub supporting_diagnoses: Vec<super::DiagnosisPolicy>,
     settings: Vec<RuleSetting>,
 }
 
@@ -161,6 +163,8 @@ struct RawProfile {
     pairs_off: Vec<String>,
     #[serde(default)]
     extra_pairs: Vec<RawExtraPair>,
+    #[serde(default)]
+    supporting_diagnoses: Vec<super::documentation::RawPolicy>,
 }
 
 #[derive(Deserialize)]
@@ -226,6 +230,7 @@ impl Profiles {
                 discipline_limits: Vec::new(),
                 pairs_off: Vec::new(),
                 extra_pairs: Vec::new(),
+                supporting_diagnoses: Vec::new(),
                 settings: defaults.clone(),
             };
             apply(file, &format!("profile.{name}"), base, spec, true)
@@ -403,6 +408,13 @@ fn apply(
             indicator,
             source: pair.source,
         });
+    }
+    for policy in spec.supporting_diagnoses {
+        let policy = policy.check(file, &format!("[{section}].supporting_diagnoses"))?;
+        profile
+            .supporting_diagnoses
+            .retain(|p| p.procedure != policy.procedure);
+        profile.supporting_diagnoses.push(policy);
     }
     for (code, setting) in spec.rules {
         let reason = ReasonCode::parse(&code).ok_or_else(|| {
