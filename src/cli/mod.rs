@@ -1,6 +1,7 @@
 //! Command-line verbs. `main` parses [`Cli`] and calls [`run`].
 
 mod report;
+mod submit;
 mod validate;
 
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub use report::format_outcome_text;
+pub use submit::{SubmitArgs, SubmitError};
 
 /// Exit status of `validate` (contract §8): all validated, some rejected, bad input.
 pub const EXIT_VALIDATED: u8 = 0;
@@ -32,6 +34,10 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the rule catalogue with each rule's severity per payer profile.
     Rules(RulesArgs),
+    /// Run the service: gRPC, HTTP health and metrics (configuration from flags or CLAIMLINT_*).
+    Serve(crate::config::ServeConfig),
+    /// Send encounters to a running service over gRPC and print the outcomes like `validate`.
+    Submit(SubmitArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,11 +93,35 @@ pub enum CliError {
     Output(#[from] std::io::Error),
     #[error("encoding output: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    #[error("runtime: {0}")]
+    Runtime(#[source] std::io::Error),
 }
 
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Rules(args) => report::print_rules(args),
+        Command::Serve(config) => serve(config),
+        Command::Submit(args) => submit::run(args),
     }
+}
+
+fn serve(config: crate::config::ServeConfig) -> Result<ExitCode, CliError> {
+    crate::telemetry::init_logging();
+    let workers = config.worker_threads();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    tracing::info!(worker_threads = workers, "starting");
+    let result = runtime.block_on(crate::serve::run_until_signal(config));
+    // Tasks still running past the grace period are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -32,13 +32,25 @@ impl Tally {
 pub fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
     let rules = load_rules(args.rules.dir.as_deref())?;
     let as_of = args.as_of.unwrap_or_else(|| Utc::now().date_naive());
+    judge_files(&args.files, args.format, |encounter| {
+        check_encounter(encounter, &rules, as_of, Utc::now()).map_err(|error| error.to_string())
+    })
+}
+
+/// Reads every file, judges every encounter with `judge` (locally or over gRPC), prints the
+/// outcomes, and returns the exit status of contract §8.
+pub(super) fn judge_files(
+    files: &[String],
+    format: Format,
+    mut judge: impl FnMut(&pb::Encounter) -> Result<pb::Outcome, String>,
+) -> Result<ExitCode, CliError> {
     let mut out = BufWriter::new(io::stdout().lock());
     let mut tally = Tally::default();
 
-    for name in &args.files {
-        let encounters = match read_input(name)
-            .and_then(|text| parse_encounters(&text).map_err(|error| error.to_string()))
-        {
+    for name in files {
+        let encounters = match read_input(name).and_then(|text| {
+            parse_encounters(&text).map_err(|error| error.to_string())
+        }) {
             Ok(encounters) => encounters,
             Err(message) => {
                 // One line naming the file (and line and column): the biller's next step.
@@ -49,21 +61,21 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
         };
         if encounters.is_empty() {
             let note = format!("{name}: no encounters (empty array); nothing to validate");
-            match args.format {
+            match format {
                 Format::Text => writeln!(out, "{note}")?,
                 Format::Json => eprintln!("{note}"),
             }
             continue;
         }
         for (position, encounter) in encounters.iter().enumerate() {
-            match check_encounter(encounter, &rules, as_of, Utc::now()) {
+            match judge(encounter) {
                 Ok(outcome) => {
                     if outcome.status == pb::Status::Rejected as i32 {
                         tally.rejected += 1;
                     } else {
                         tally.validated += 1;
                     }
-                    match args.format {
+                    match format {
                         Format::Text => {
                             write!(out, "{}", super::format_outcome_text(name, &outcome))?
                         }
@@ -77,7 +89,7 @@ pub fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
             }
         }
     }
-    if args.format == Format::Text {
+    if format == Format::Text {
         let total = tally.validated + tally.rejected;
         write!(
             out,

@@ -1,0 +1,60 @@
+//! What every transport shares: the rule data in force (swappable), metrics, readiness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use chrono::Utc;
+
+use crate::core::data::RuleSet;
+use crate::proto::v1 as pb;
+use crate::telemetry::Metrics;
+use crate::wire::{self, EncounterError};
+
+#[derive(Debug)]
+pub struct App {
+    rules: ArcSwap<RuleSet>,
+    pub metrics: Metrics,
+    shutting_down: AtomicBool,
+}
+
+impl App {
+    pub fn new(rules: RuleSet) -> App {
+        App {
+            rules: ArcSwap::from_pointee(rules),
+            metrics: Metrics::new(),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.rules.load_full()
+    }
+
+    /// Validates one wire encounter as of today (UTC) and records it.
+    pub fn check(&self, encounter: &pb::Encounter, source: &'static str) -> Result<pb::Outcome, EncounterError> {
+        let started = Instant::now();
+        let rules = self.rules.load();
+        let now = Utc::now();
+        let outcome = wire::check_encounter(encounter, &rules, now.date_naive(), now)?;
+        self.metrics.record(source, encounter, &outcome, started.elapsed());
+        let codes: Vec<&str> = outcome.reasons.iter().map(|r| r.code.as_str()).collect();
+        tracing::debug!(
+            encounter_id = %outcome.encounter_id,
+            source,
+            status = if outcome.status == pb::Status::Rejected as i32 { "rejected" } else { "validated" },
+            reasons = ?codes,
+            "validated encounter"
+        );
+        Ok(outcome)
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        !self.shutting_down.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,209 @@
+//! `claimlint serve` configuration: flags and the environment variables of contract §6, read
+//! once and checked at start-up. Secrets (tokens, keys) are read here and never logged.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+/// Every setting of the service. `Debug` prints no secret: it holds file paths, not contents.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// gRPC listen address.
+    #[arg(long, env = "CLAIMLINT_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    pub grpc_addr: SocketAddr,
+    /// HTTP listen address (/healthz, /readyz, /metrics).
+    #[arg(long, env = "CLAIMLINT_HTTP_ADDR", default_value = "0.0.0.0:9464")]
+    pub http_addr: SocketAddr,
+    /// A complete rules directory replacing the compiled-in rule data.
+    #[arg(long, env = "CLAIMLINT_RULES_DIR")]
+    pub rules_dir: Option<PathBuf>,
+    /// File with one bearer token per line; when set, every RPC but health needs one.
+    #[arg(long, env = "CLAIMLINT_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+    /// PEM certificate chain of the server (TLS).
+    #[arg(long, env = "CLAIMLINT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the server (TLS).
+    #[arg(long, env = "CLAIMLINT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA that client certificates must chain to (mutual TLS).
+    #[arg(long, env = "CLAIMLINT_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Largest decoded request message, in bytes (the NATS payload limit by default).
+    #[arg(long, env = "CLAIMLINT_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Time limit for one unary call or one message of a stream.
+    #[arg(long, env = "CLAIMLINT_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Concurrent requests served per connection.
+    #[arg(long, env = "CLAIMLINT_CONCURRENCY_PER_CONNECTION", default_value_t = 256)]
+    pub concurrency_per_connection: usize,
+    /// Responses a ValidateStream buffers ahead of a slow reader.
+    #[arg(long, env = "CLAIMLINT_STREAM_BUFFER", default_value_t = 64)]
+    pub stream_buffer: usize,
+    /// HTTP/2 keep-alive ping interval.
+    #[arg(long, env = "CLAIMLINT_HTTP2_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive_interval: Duration,
+    /// How long a keep-alive ping may go unanswered before the connection is closed.
+    #[arg(long, env = "CLAIMLINT_HTTP2_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http2_keepalive_timeout: Duration,
+    /// After SIGTERM: how long health reports NOT_SERVING before new calls are refused (lets
+    /// load balancers notice).
+    #[arg(long, env = "CLAIMLINT_SHUTDOWN_DRAIN_DELAY", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub shutdown_drain_delay: Duration,
+    /// After that: the most time in-flight calls get before the process exits anyway.
+    #[arg(long, env = "CLAIMLINT_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Runtime worker threads (default: the CPUs this process may use, cgroup quota included).
+    #[arg(long, env = "CLAIMLINT_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{setting}: {message}")]
+    Invalid { setting: &'static str, message: String },
+    #[error("{setting}: cannot read {path}: {source}")]
+    Unreadable {
+        setting: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// TLS material read at start-up.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("mutual", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bearer tokens, compared in constant time; never printed.
+#[derive(Clone, Default)]
+pub struct Tokens(Vec<Vec<u8>>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokens({} configured)", self.0.len())
+    }
+}
+
+impl Tokens {
+    pub fn parse(text: &str) -> Tokens {
+        Tokens(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(|line| line.as_bytes().to_vec())
+                .collect(),
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Constant time in the token's content: every configured token is compared in full.
+    pub fn accepts(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |found, token| found | token.as_slice().ct_eq(presented))
+            .into()
+    }
+}
+
+fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|source| ConfigError::Unreadable {
+        setting,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl ServeConfig {
+    /// Checks the values and reads the files they name.
+    pub fn load_secrets(&self) -> Result<(Option<TlsFiles>, Option<Tokens>), ConfigError> {
+        let invalid = |setting, message: &str| ConfigError::Invalid { setting, message: message.to_owned() };
+        if self.max_message_bytes < 1024 {
+            return Err(invalid("CLAIMLINT_MAX_MESSAGE_BYTES", "must be at least 1024"));
+        }
+        if self.concurrency_per_connection == 0 {
+            return Err(invalid("CLAIMLINT_CONCURRENCY_PER_CONNECTION", "must be at least 1"));
+        }
+        if self.stream_buffer == 0 {
+            return Err(invalid("CLAIMLINT_STREAM_BUFFER", "must be at least 1"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(invalid("CLAIMLINT_REQUEST_TIMEOUT", "must be more than 0"));
+        }
+        if self.worker_threads == Some(0) {
+            return Err(invalid("CLAIMLINT_WORKER_THREADS", "must be at least 1"));
+        }
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert_pem: read("CLAIMLINT_TLS_CERT", cert)?,
+                key_pem: read("CLAIMLINT_TLS_KEY", key)?,
+                client_ca_pem: match &self.tls_client_ca {
+                    Some(ca) => Some(read("CLAIMLINT_TLS_CLIENT_CA", ca)?),
+                    None => None,
+                },
+            }),
+            (None, None) if self.tls_client_ca.is_some() => {
+                return Err(invalid("CLAIMLINT_TLS_CLIENT_CA", "mutual TLS needs CLAIMLINT_TLS_CERT and CLAIMLINT_TLS_KEY"));
+            }
+            (None, None) => None,
+            _ => return Err(invalid("CLAIMLINT_TLS_CERT", "set both CLAIMLINT_TLS_CERT and CLAIMLINT_TLS_KEY, or neither")),
+        };
+        let tokens = match &self.auth_tokens_file {
+            None => None,
+            Some(path) => {
+                let bytes = read("CLAIMLINT_AUTH_TOKENS_FILE", path)?;
+                let text = String::from_utf8(bytes).map_err(|_| invalid("CLAIMLINT_AUTH_TOKENS_FILE", "is not UTF-8 text"))?;
+                let tokens = Tokens::parse(&text);
+                if tokens.is_empty() {
+                    return Err(invalid("CLAIMLINT_AUTH_TOKENS_FILE", "holds no token: auth would refuse every call"));
+                }
+                Some(tokens)
+            }
+        };
+        Ok((tls, tokens))
+    }
+
+    /// Worker threads: configured, else what the OS lets this process use (the standard
+    /// library reads the cgroup CPU quota on Linux), not the host's core count.
+    pub fn worker_threads(&self) -> usize {
+        self.worker_threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole_values() {
+        let tokens = Tokens::parse("# comment\n  alpha-1 \n\nbeta-2\n");
+        assert_eq!(tokens.len(), 2);
+        assert!(tokens.accepts(b"alpha-1") && tokens.accepts(b"beta-2"));
+        assert!(!tokens.accepts(b"alpha") && !tokens.accepts(b"alpha-12") && !tokens.accepts(b""));
+        assert!(!format!("{tokens:?}").contains("alpha"));
+    }
+}

@@ -1,0 +1,38 @@
+//! Bearer-token auth: `authorization: Bearer <token>` against the configured tokens, compared
+//! in constant time. Health is not behind it (probes carry no token).
+
+use std::sync::Arc;
+
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+use crate::config::Tokens;
+
+#[derive(Clone, Debug)]
+pub struct BearerAuth {
+    tokens: Option<Arc<Tokens>>,
+}
+
+impl BearerAuth {
+    /// `None`: no token configured, every call passes.
+    pub fn new(tokens: Option<Tokens>) -> BearerAuth {
+        BearerAuth { tokens: tokens.map(Arc::new) }
+    }
+}
+
+impl Interceptor for BearerAuth {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let Some(tokens) = &self.tokens else { return Ok(request) };
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim);
+        match presented {
+            Some(token) if tokens.accepts(token.as_bytes()) => Ok(request),
+            Some(_) => Err(Status::unauthenticated("the bearer token is not valid")),
+            None => Err(Status::unauthenticated("authorization: Bearer <token> is required")),
+        }
+    }
+}

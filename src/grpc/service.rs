@@ -1,0 +1,96 @@
+//! `claimlint.v1.ClaimValidator`: convert, call the app, convert back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::app::App;
+use crate::proto::v1 as pb;
+use crate::proto::v1::claim_validator_server::ClaimValidator;
+use crate::wire::{EncounterError, list_rules};
+
+pub struct ClaimValidatorService {
+    app: Arc<App>,
+    request_timeout: Duration,
+    stream_buffer: usize,
+}
+
+impl ClaimValidatorService {
+    pub fn new(app: Arc<App>, request_timeout: Duration, stream_buffer: usize) -> Self {
+        ClaimValidatorService { app, request_timeout, stream_buffer }
+    }
+}
+
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` field violation.
+fn invalid_argument(error: &EncounterError, position: Option<usize>) -> Status {
+    let description = match position {
+        Some(position) => format!("{error} (request {position} of the stream)"),
+        None => error.to_string(),
+    };
+    Status::with_error_details(
+        tonic::Code::InvalidArgument,
+        description.clone(),
+        ErrorDetails::with_bad_request_violation(error.field(), description),
+    )
+}
+
+/// Validates one request; the only refusals are a missing encounter or encounter_id.
+fn answer(app: &App, request: pb::ValidateRequest, position: Option<usize>) -> Result<pb::ValidateResponse, Status> {
+    let encounter = request
+        .encounter
+        .ok_or_else(|| invalid_argument(&EncounterError::MissingEncounter, position))?;
+    let outcome = app
+        .check(&encounter, "grpc")
+        .map_err(|error| invalid_argument(&error, position))?;
+    Ok(pb::ValidateResponse { outcome: Some(outcome), published: false })
+}
+
+#[tonic::async_trait]
+impl ClaimValidator for ClaimValidatorService {
+    async fn validate(&self, request: Request<pb::ValidateRequest>) -> Result<Response<pb::ValidateResponse>, Status> {
+        let app = self.app.clone();
+        let work = tokio::task::spawn_blocking(move || answer(&app, request.into_inner(), None));
+        match tokio::time::timeout(self.request_timeout, work).await {
+            Ok(Ok(result)) => result.map(Response::new),
+            Ok(Err(join)) => Err(Status::internal(format!("validation task failed: {join}"))),
+            Err(_) => Err(Status::deadline_exceeded("validation took longer than the request timeout")),
+        }
+    }
+
+    type ValidateStreamStream = ReceiverStream<Result<pb::ValidateResponse, Status>>;
+
+    /// Answers in request order; at most `stream_buffer` answers wait for a slow reader, after
+    /// which the server stops reading requests (HTTP/2 flow control pushes back).
+    async fn validate_stream(
+        &self,
+        request: Request<Streaming<pb::ValidateRequest>>,
+    ) -> Result<Response<Self::ValidateStreamStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (sender, receiver) = mpsc::channel(self.stream_buffer);
+        let app = self.app.clone();
+        tokio::spawn(async move {
+            let mut position = 0usize;
+            loop {
+                let next = match inbound.message().await {
+                    Ok(Some(request)) => answer(&app, request, Some(position)),
+                    Ok(None) => break,
+                    Err(status) => Err(status),
+                };
+                position += 1;
+                let failed = next.is_err();
+                if sender.send(next).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+
+    async fn list_rules(&self, _request: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
+        Ok(Response::new(list_rules(&self.app.rules())))
+    }
+}

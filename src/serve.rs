@@ -1,0 +1,150 @@
+//! `claimlint serve`: load the rules, bind gRPC and HTTP, serve until told to stop, then drain
+//! within a bounded grace period (tonic's own drain can wait forever on a stuck client).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::app::App;
+use crate::config::{ConfigError, ServeConfig};
+use crate::grpc::{self, GrpcError};
+use crate::rules_source::{RulesLoadError, load_rules};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Rules(#[from] RulesLoadError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Grpc(#[from] GrpcError),
+    #[error("HTTP server: {0}")]
+    Http(#[source] std::io::Error),
+    #[error("a server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A started service: its bound addresses and a handle to stop it.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl Running {
+    /// Starts the shutdown: health NOT_SERVING, then after the drain delay no new calls, then
+    /// in-flight calls get at most the grace period.
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Waits until the service has stopped.
+    pub async fn wait(self) -> Result<(), ServeError> {
+        self.task.await?
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+}
+
+pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
+    let (tls, tokens) = config.load_secrets()?;
+    let rules = load_rules(config.rules_dir.as_deref())?;
+    let ruleset_version = rules.version();
+    let app = Arc::new(App::new(rules));
+    let grpc_listener = bind(config.grpc_addr).await?;
+    let http_listener = bind(config.http_addr).await?;
+    let grpc_addr = grpc_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.grpc_addr, source })?;
+    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.http_addr, source })?;
+    let auth_tokens = tokens.as_ref().map_or(0, |t| t.len());
+    let (router, health) = grpc::router(app.clone(), &config, tls.as_ref(), tokens).await?;
+    tracing::info!(
+        %grpc_addr,
+        %http_addr,
+        tls = tls.is_some(),
+        mutual_tls = tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
+        auth_tokens,
+        %ruleset_version,
+        "claimlint serving"
+    );
+
+    let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
+    let grpc_task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async {
+        let _ = grpc_stopped.await;
+    }));
+    let (http_stop, http_stopped) = oneshot::channel::<()>();
+    let http_server = axum::serve(http_listener, crate::http::router(app.clone())).with_graceful_shutdown(async {
+        let _ = http_stopped.await;
+    });
+    let http_task = tokio::spawn(async move { http_server.await });
+
+    let (stop, stopped) = oneshot::channel::<()>();
+    let drain_delay = config.shutdown_drain_delay;
+    let grace = config.shutdown_grace;
+    let shutdown_app = app.clone();
+    let task = tokio::spawn(async move {
+        let _ = stopped.await;
+        shutdown_app.begin_shutdown();
+        health.set(false).await;
+        tracing::info!(drain_delay = ?drain_delay, grace = ?grace, "shutting down: health is NOT_SERVING");
+        tokio::time::sleep(drain_delay).await;
+        let _ = grpc_stop.send(());
+        let _ = http_stop.send(());
+        match tokio::time::timeout(grace, async { (grpc_task.await, http_task.await) }).await {
+            Ok((grpc, http)) => {
+                grpc?.map_err(|e| ServeError::Grpc(GrpcError::Serve(e)))?;
+                http?.map_err(ServeError::Http)?;
+                tracing::info!("stopped: every in-flight call was answered");
+            }
+            Err(_) => tracing::warn!(grace = ?grace, "grace period over: exiting with calls still in flight"),
+        }
+        Ok(())
+    });
+    Ok(Running { grpc_addr, http_addr, app, stop: Some(stop), task })
+}
+
+/// Serves until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run_until_signal(config: ServeConfig) -> Result<(), ServeError> {
+    let mut running = start(config).await?;
+    wait_for_signal().await;
+    running.shutdown();
+    running.wait().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => tracing::info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the service");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
