@@ -33,12 +33,17 @@ impl App {
     }
 
     /// Validates one wire encounter as of today (UTC) and records it.
-    pub fn check(&self, encounter: &pb::Encounter, source: &'static str) -> Result<pb::Outcome, EncounterError> {
+    pub fn check(
+        &self,
+        encounter: &pb::Encounter,
+        source: &'static str,
+    ) -> Result<pb::Outcome, EncounterError> {
         let started = Instant::now();
         let rules = self.rules.load();
         let now = Utc::now();
         let outcome = wire::check_encounter(encounter, &rules, now.date_naive(), now)?;
-        self.metrics.record(source, encounter, &outcome, started.elapsed());
+        self.metrics
+            .record(source, encounter, &outcome, started.elapsed());
         let codes: Vec<&str> = outcome.reasons.iter().map(|r| r.code.as_str()).collect();
         tracing::debug!(
             encounter_id = %outcome.encounter_id,

@@ -38,7 +38,11 @@ pub struct ServeConfig {
     #[arg(long, env = "CLAIMLINT_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
     /// Concurrent requests served per connection.
-    #[arg(long, env = "CLAIMLINT_CONCURRENCY_PER_CONNECTION", default_value_t = 256)]
+    #[arg(
+        long,
+        env = "CLAIMLINT_CONCURRENCY_PER_CONNECTION",
+        default_value_t = 256
+    )]
     pub concurrency_per_connection: usize,
     /// Responses a ValidateStream buffers ahead of a slow reader.
     #[arg(long, env = "CLAIMLINT_STREAM_BUFFER", default_value_t = 64)]
@@ -64,7 +68,10 @@ pub struct ServeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{setting}: {message}")]
-    Invalid { setting: &'static str, message: String },
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
     #[error("{setting}: cannot read {path}: {source}")]
     Unreadable {
         setting: &'static str,
@@ -124,7 +131,9 @@ impl Tokens {
         use subtle::ConstantTimeEq;
         self.0
             .iter()
-            .fold(subtle::Choice::from(0), |found, token| found | token.as_slice().ct_eq(presented))
+            .fold(subtle::Choice::from(0), |found, token| {
+                found | token.as_slice().ct_eq(presented)
+            })
             .into()
     }
 }
@@ -140,12 +149,21 @@ fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, ConfigError> {
 impl ServeConfig {
     /// Checks the values and reads the files they name.
     pub fn load_secrets(&self) -> Result<(Option<TlsFiles>, Option<Tokens>), ConfigError> {
-        let invalid = |setting, message: &str| ConfigError::Invalid { setting, message: message.to_owned() };
+        let invalid = |setting, message: &str| ConfigError::Invalid {
+            setting,
+            message: message.to_owned(),
+        };
         if self.max_message_bytes < 1024 {
-            return Err(invalid("CLAIMLINT_MAX_MESSAGE_BYTES", "must be at least 1024"));
+            return Err(invalid(
+                "CLAIMLINT_MAX_MESSAGE_BYTES",
+                "must be at least 1024",
+            ));
         }
         if self.concurrency_per_connection == 0 {
-            return Err(invalid("CLAIMLINT_CONCURRENCY_PER_CONNECTION", "must be at least 1"));
+            return Err(invalid(
+                "CLAIMLINT_CONCURRENCY_PER_CONNECTION",
+                "must be at least 1",
+            ));
         }
         if self.stream_buffer == 0 {
             return Err(invalid("CLAIMLINT_STREAM_BUFFER", "must be at least 1"));
@@ -166,19 +184,31 @@ impl ServeConfig {
                 },
             }),
             (None, None) if self.tls_client_ca.is_some() => {
-                return Err(invalid("CLAIMLINT_TLS_CLIENT_CA", "mutual TLS needs CLAIMLINT_TLS_CERT and CLAIMLINT_TLS_KEY"));
+                return Err(invalid(
+                    "CLAIMLINT_TLS_CLIENT_CA",
+                    "mutual TLS needs CLAIMLINT_TLS_CERT and CLAIMLINT_TLS_KEY",
+                ));
             }
             (None, None) => None,
-            _ => return Err(invalid("CLAIMLINT_TLS_CERT", "set both CLAIMLINT_TLS_CERT and CLAIMLINT_TLS_KEY, or neither")),
+            _ => {
+                return Err(invalid(
+                    "CLAIMLINT_TLS_CERT",
+                    "set both CLAIMLINT_TLS_CERT and CLAIMLINT_TLS_KEY, or neither",
+                ));
+            }
         };
         let tokens = match &self.auth_tokens_file {
             None => None,
             Some(path) => {
                 let bytes = read("CLAIMLINT_AUTH_TOKENS_FILE", path)?;
-                let text = String::from_utf8(bytes).map_err(|_| invalid("CLAIMLINT_AUTH_TOKENS_FILE", "is not UTF-8 text"))?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| invalid("CLAIMLINT_AUTH_TOKENS_FILE", "is not UTF-8 text"))?;
                 let tokens = Tokens::parse(&text);
                 if tokens.is_empty() {
-                    return Err(invalid("CLAIMLINT_AUTH_TOKENS_FILE", "holds no token: auth would refuse every call"));
+                    return Err(invalid(
+                        "CLAIMLINT_AUTH_TOKENS_FILE",
+                        "holds no token: auth would refuse every call",
+                    ));
                 }
                 Some(tokens)
             }
@@ -189,8 +219,9 @@ impl ServeConfig {
     /// Worker threads: configured, else what the OS lets this process use (the standard
     /// library reads the cgroup CPU quota on Linux), not the host's core count.
     pub fn worker_threads(&self) -> usize {
-        self.worker_threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+        self.worker_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        })
     }
 }
 

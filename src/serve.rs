@@ -59,7 +59,9 @@ impl Running {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
@@ -69,8 +71,18 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let app = Arc::new(App::new(rules));
     let grpc_listener = bind(config.grpc_addr).await?;
     let http_listener = bind(config.http_addr).await?;
-    let grpc_addr = grpc_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.grpc_addr, source })?;
-    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Bind { addr: config.http_addr, source })?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: config.grpc_addr,
+            source,
+        })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
     let auth_tokens = tokens.as_ref().map_or(0, |t| t.len());
     let (router, health) = grpc::router(app.clone(), &config, tls.as_ref(), tokens).await?;
     tracing::info!(
@@ -84,13 +96,17 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     );
 
     let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
-    let grpc_task = tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async {
-        let _ = grpc_stopped.await;
-    }));
+    let grpc_task = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(grpc_listener),
+        async {
+            let _ = grpc_stopped.await;
+        },
+    ));
     let (http_stop, http_stopped) = oneshot::channel::<()>();
-    let http_server = axum::serve(http_listener, crate::http::router(app.clone())).with_graceful_shutdown(async {
-        let _ = http_stopped.await;
-    });
+    let http_server = axum::serve(http_listener, crate::http::router(app.clone()))
+        .with_graceful_shutdown(async {
+            let _ = http_stopped.await;
+        });
     let http_task = tokio::spawn(async move { http_server.await });
 
     let (stop, stopped) = oneshot::channel::<()>();
@@ -111,11 +127,19 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
                 http?.map_err(ServeError::Http)?;
                 tracing::info!("stopped: every in-flight call was answered");
             }
-            Err(_) => tracing::warn!(grace = ?grace, "grace period over: exiting with calls still in flight"),
+            Err(_) => {
+                tracing::warn!(grace = ?grace, "grace period over: exiting with calls still in flight")
+            }
         }
         Ok(())
     });
-    Ok(Running { grpc_addr, http_addr, app, stop: Some(stop), task })
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        app,
+        stop: Some(stop),
+        task,
+    })
 }
 
 /// Serves until SIGTERM or SIGINT, then shuts down gracefully.

@@ -23,9 +23,15 @@ pub fn init_logging() {
         Ok("text") => true,
         _ => std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second initialisation (tests) keeps the first subscriber.
-    let _ = if text { builder.try_init() } else { builder.json().flatten_event(true).try_init() };
+    let _ = if text {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
 }
 
 /// Where an encounter came from.
@@ -68,7 +74,11 @@ impl Default for Metrics {
 }
 
 fn payer_kind(encounter: &pb::Encounter) -> &'static str {
-    match encounter.payer.as_ref().map(|p| pb::PayerKind::try_from(p.kind)) {
+    match encounter
+        .payer
+        .as_ref()
+        .map(|p| pb::PayerKind::try_from(p.kind))
+    {
         Some(Ok(pb::PayerKind::Medicare)) => "medicare",
         Some(Ok(pb::PayerKind::Medicaid)) => "medicaid",
         Some(Ok(pb::PayerKind::Commercial)) => "commercial",
@@ -82,31 +92,68 @@ impl Metrics {
         let reasons = Family::<ReasonLabels, Counter>::default();
         // 10 µs to ~20 s: validation is microseconds, a NATS round trip milliseconds.
         let duration = Family::<SourceLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_01, 2.0, 22))
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.000_01, 2.0, 22,
+            ))
         });
         let mut registry = Registry::default();
-        registry.register("claimlint_encounters", "Encounters judged, by source and status", encounters.clone());
-        registry.register("claimlint_reasons", "Reasons found, by code, severity and payer kind", reasons.clone());
+        registry.register(
+            "claimlint_encounters",
+            "Encounters judged, by source and status",
+            encounters.clone(),
+        );
+        registry.register(
+            "claimlint_reasons",
+            "Reasons found, by code, severity and payer kind",
+            reasons.clone(),
+        );
         registry.register(
             "claimlint_validation_duration_seconds",
             "Time to decode, validate and encode one encounter",
             duration.clone(),
         );
-        Metrics { registry: Mutex::new(registry), encounters, reasons, duration }
+        Metrics {
+            registry: Mutex::new(registry),
+            encounters,
+            reasons,
+            duration,
+        }
     }
 
     /// Counts one judged encounter (dry runs included).
-    pub fn record(&self, source: &'static str, encounter: &pb::Encounter, outcome: &pb::Outcome, elapsed: Duration) {
-        let status = if outcome.status == pb::Status::Rejected as i32 { "rejected" } else { "validated" };
-        self.encounters.get_or_create(&EncounterLabels { source, status }).inc();
+    pub fn record(
+        &self,
+        source: &'static str,
+        encounter: &pb::Encounter,
+        outcome: &pb::Outcome,
+        elapsed: Duration,
+    ) {
+        let status = if outcome.status == pb::Status::Rejected as i32 {
+            "rejected"
+        } else {
+            "validated"
+        };
+        self.encounters
+            .get_or_create(&EncounterLabels { source, status })
+            .inc();
         let kind = payer_kind(encounter);
         for reason in &outcome.reasons {
-            let severity = if reason.severity == pb::Severity::Error as i32 { "error" } else { "warning" };
+            let severity = if reason.severity == pb::Severity::Error as i32 {
+                "error"
+            } else {
+                "warning"
+            };
             self.reasons
-                .get_or_create(&ReasonLabels { code: reason.code.clone(), severity, payer_kind: kind })
+                .get_or_create(&ReasonLabels {
+                    code: reason.code.clone(),
+                    severity,
+                    payer_kind: kind,
+                })
                 .inc();
         }
-        self.duration.get_or_create(&SourceLabels { source }).observe(elapsed.as_secs_f64());
+        self.duration
+            .get_or_create(&SourceLabels { source })
+            .observe(elapsed.as_secs_f64());
     }
 
     /// The Prometheus text exposition.

@@ -63,11 +63,18 @@ pub enum SubmitError {
 }
 
 fn read(what: &'static str, path: &PathBuf) -> Result<Vec<u8>, SubmitError> {
-    std::fs::read(path).map_err(|source| SubmitError::Read { what, path: path.clone(), source })
+    std::fs::read(path).map_err(|source| SubmitError::Read {
+        what,
+        path: path.clone(),
+        source,
+    })
 }
 
 async fn connect(args: &SubmitArgs) -> Result<Channel, SubmitError> {
-    let connect_error = |source| SubmitError::Connect { addr: args.addr.clone(), source };
+    let connect_error = |source| SubmitError::Connect {
+        addr: args.addr.clone(),
+        source,
+    };
     let mut endpoint = Endpoint::from_shared(args.addr.clone()).map_err(connect_error)?;
     if args.ca.is_some() || args.addr.starts_with("https://") {
         let mut tls = ClientTlsConfig::new();
@@ -75,7 +82,10 @@ async fn connect(args: &SubmitArgs) -> Result<Channel, SubmitError> {
             tls = tls.ca_certificate(Certificate::from_pem(read("CA", ca)?));
         }
         if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-            tls = tls.identity(Identity::from_pem(read("client certificate", cert)?, read("client key", key)?));
+            tls = tls.identity(Identity::from_pem(
+                read("client certificate", cert)?,
+                read("client key", key)?,
+            ));
         }
         if let Some(name) = &args.server_name {
             tls = tls.domain_name(name.clone());
@@ -94,20 +104,37 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
         None => None,
         Some(path) => {
             let text = String::from_utf8_lossy(&read("token file", path)?).into_owned();
-            let token = text.lines().map(str::trim).find(|l| !l.is_empty()).ok_or(SubmitError::EmptyToken)?;
-            Some(MetadataValue::try_from(format!("Bearer {token}")).map_err(|_| SubmitError::EmptyToken)?)
+            let token = text
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .ok_or(SubmitError::EmptyToken)?;
+            Some(
+                MetadataValue::try_from(format!("Bearer {token}"))
+                    .map_err(|_| SubmitError::EmptyToken)?,
+            )
         }
     };
     let channel = runtime.block_on(connect(&args))?;
     let mut client = ClaimValidatorClient::new(channel);
     super::validate::judge_files(&args.files, args.format, |encounter| {
-        let mut request = tonic::Request::new(pb::ValidateRequest { encounter: Some(encounter.clone()), dry_run: args.dry_run });
+        let mut request = tonic::Request::new(pb::ValidateRequest {
+            encounter: Some(encounter.clone()),
+            dry_run: args.dry_run,
+        });
         if let Some(token) = &token {
-            request.metadata_mut().insert("authorization", token.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
         }
         runtime
             .block_on(client.validate(request))
             .map_err(|status| format!("{:?}: {}", status.code(), status.message()))
-            .and_then(|response| response.into_inner().outcome.ok_or_else(|| "the server sent no outcome".to_owned()))
+            .and_then(|response| {
+                response
+                    .into_inner()
+                    .outcome
+                    .ok_or_else(|| "the server sent no outcome".to_owned())
+            })
     })
 }

@@ -48,9 +48,9 @@ pub(super) fn judge_files(
     let mut tally = Tally::default();
 
     for name in files {
-        let encounters = match read_input(name).and_then(|text| {
-            parse_encounters(&text).map_err(|error| error.to_string())
-        }) {
+        let encounters = match read_input(name)
+            .and_then(|text| parse_encounters(&text).map_err(|error| error.to_string()))
+        {
             Ok(encounters) => encounters,
             Err(message) => {
                 // One line naming the file (and line and column): the biller's next step.

@@ -16,13 +16,17 @@ pub struct BearerAuth {
 impl BearerAuth {
     /// `None`: no token configured, every call passes.
     pub fn new(tokens: Option<Tokens>) -> BearerAuth {
-        BearerAuth { tokens: tokens.map(Arc::new) }
+        BearerAuth {
+            tokens: tokens.map(Arc::new),
+        }
     }
 }
 
 impl Interceptor for BearerAuth {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(tokens) = &self.tokens else { return Ok(request) };
+        let Some(tokens) = &self.tokens else {
+            return Ok(request);
+        };
         let presented = request
             .metadata()
             .get("authorization")
@@ -32,7 +36,9 @@ impl Interceptor for BearerAuth {
         match presented {
             Some(token) if tokens.accepts(token.as_bytes()) => Ok(request),
             Some(_) => Err(Status::unauthenticated("the bearer token is not valid")),
-            None => Err(Status::unauthenticated("authorization: Bearer <token> is required")),
+            None => Err(Status::unauthenticated(
+                "authorization: Bearer <token> is required",
+            )),
         }
     }
 }

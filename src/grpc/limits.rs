@@ -31,9 +31,18 @@ fn rewrite(headers: &mut HeaderMap) {
     let too_large = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .is_some_and(|m| m.contains("message length too large") || m.contains("message%20length%20too%20large"));
-    if too_large && headers.get("grpc-status").is_some_and(|s| s == OUT_OF_RANGE) {
-        headers.insert("grpc-status", http::HeaderValue::from_static(RESOURCE_EXHAUSTED));
+        .is_some_and(|m| {
+            m.contains("message length too large") || m.contains("message%20length%20too%20large")
+        });
+    if too_large
+        && headers
+            .get("grpc-status")
+            .is_some_and(|s| s == OUT_OF_RANGE)
+    {
+        headers.insert(
+            "grpc-status",
+            http::HeaderValue::from_static(RESOURCE_EXHAUSTED),
+        );
     }
 }
 
@@ -44,7 +53,9 @@ where
 {
     type Response = http::Response<Body>;
     type Error = S::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

@@ -38,7 +38,11 @@ pub struct Health(HealthReporter);
 
 impl Health {
     pub async fn set(&self, serving: bool) {
-        let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
         self.0.set_service_status("", status).await;
         self.0.set_service_status(SERVICE_NAME, status).await;
     }
@@ -51,14 +55,26 @@ pub async fn router(
     config: &ServeConfig,
     tls: Option<&TlsFiles>,
     tokens: Option<Tokens>,
-) -> Result<(tonic::transport::server::Router<tower::layer::util::Stack<limits::ResourceExhaustedLayer, tower::layer::util::Identity>>, Health), GrpcError> {
+) -> Result<
+    (
+        tonic::transport::server::Router<
+            tower::layer::util::Stack<limits::ResourceExhaustedLayer, tower::layer::util::Identity>,
+        >,
+        Health,
+    ),
+    GrpcError,
+> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health(reporter);
     health.set(true).await;
 
     let auth = BearerAuth::new(tokens);
-    let validator = ClaimValidatorServer::new(ClaimValidatorService::new(app, config.request_timeout, config.stream_buffer))
-        .max_decoding_message_size(config.max_message_bytes);
+    let validator = ClaimValidatorServer::new(ClaimValidatorService::new(
+        app,
+        config.request_timeout,
+        config.stream_buffer,
+    ))
+    .max_decoding_message_size(config.max_message_bytes);
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -69,7 +85,8 @@ pub async fn router(
         .http2_keepalive_interval(Some(config.http2_keepalive_interval))
         .http2_keepalive_timeout(Some(config.http2_keepalive_timeout));
     if let Some(tls) = tls {
-        let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+        let mut tls_config =
+            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
         if let Some(ca) = &tls.client_ca_pem {
             tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
         }
@@ -77,8 +94,13 @@ pub async fn router(
     }
     let router = builder
         .layer(limits::ResourceExhaustedLayer)
-        .add_service(tonic::service::interceptor::InterceptedService::new(validator, auth.clone()))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            validator,
+            auth.clone(),
+        ))
         .add_service(health_service)
-        .add_service(tonic::service::interceptor::InterceptedService::new(reflection, auth));
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            reflection, auth,
+        ));
     Ok((router, health))
 }

@@ -21,7 +21,11 @@ pub struct ClaimValidatorService {
 
 impl ClaimValidatorService {
     pub fn new(app: Arc<App>, request_timeout: Duration, stream_buffer: usize) -> Self {
-        ClaimValidatorService { app, request_timeout, stream_buffer }
+        ClaimValidatorService {
+            app,
+            request_timeout,
+            stream_buffer,
+        }
     }
 }
 
@@ -39,25 +43,37 @@ fn invalid_argument(error: &EncounterError, position: Option<usize>) -> Status {
 }
 
 /// Validates one request; the only refusals are a missing encounter or encounter_id.
-fn answer(app: &App, request: pb::ValidateRequest, position: Option<usize>) -> Result<pb::ValidateResponse, Status> {
+fn answer(
+    app: &App,
+    request: pb::ValidateRequest,
+    position: Option<usize>,
+) -> Result<pb::ValidateResponse, Status> {
     let encounter = request
         .encounter
         .ok_or_else(|| invalid_argument(&EncounterError::MissingEncounter, position))?;
     let outcome = app
         .check(&encounter, "grpc")
         .map_err(|error| invalid_argument(&error, position))?;
-    Ok(pb::ValidateResponse { outcome: Some(outcome), published: false })
+    Ok(pb::ValidateResponse {
+        outcome: Some(outcome),
+        published: false,
+    })
 }
 
 #[tonic::async_trait]
 impl ClaimValidator for ClaimValidatorService {
-    async fn validate(&self, request: Request<pb::ValidateRequest>) -> Result<Response<pb::ValidateResponse>, Status> {
+    async fn validate(
+        &self,
+        request: Request<pb::ValidateRequest>,
+    ) -> Result<Response<pb::ValidateResponse>, Status> {
         let app = self.app.clone();
         let work = tokio::task::spawn_blocking(move || answer(&app, request.into_inner(), None));
         match tokio::time::timeout(self.request_timeout, work).await {
             Ok(Ok(result)) => result.map(Response::new),
             Ok(Err(join)) => Err(Status::internal(format!("validation task failed: {join}"))),
-            Err(_) => Err(Status::deadline_exceeded("validation took longer than the request timeout")),
+            Err(_) => Err(Status::deadline_exceeded(
+                "validation took longer than the request timeout",
+            )),
         }
     }
 
@@ -90,7 +106,10 @@ impl ClaimValidator for ClaimValidatorService {
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 
-    async fn list_rules(&self, _request: Request<pb::ListRulesRequest>) -> Result<Response<pb::ListRulesResponse>, Status> {
+    async fn list_rules(
+        &self,
+        _request: Request<pb::ListRulesRequest>,
+    ) -> Result<Response<pb::ListRulesResponse>, Status> {
         Ok(Response::new(list_rules(&self.app.rules())))
     }
 }

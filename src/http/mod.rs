@@ -22,15 +22,24 @@ pub fn router(app: Arc<App>) -> Router {
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let version = app.rules().version();
     if app.is_ready() {
-        (StatusCode::OK, format!("ready\nruleset_version {version}\n"))
+        (
+            StatusCode::OK,
+            format!("ready\nruleset_version {version}\n"),
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".to_owned())
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down\n".to_owned(),
+        )
     }
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         app.metrics.encode(),
     )
 }

@@ -77,3 +77,79 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+// ---------------------------------------------------------------- the service
+
+use claimlint::config::ServeConfig;
+use claimlint::proto::v1 as pb;
+use claimlint::serve::{Running, start};
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(args_override_self = true)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ServeConfig,
+}
+
+/// A service configuration on free loopback ports with quick shutdown; `extra` are more
+/// `claimlint serve` flags.
+pub fn serve_config(extra: &[&str]) -> ServeConfig {
+    let mut args = vec![
+        "claimlint",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--shutdown-drain-delay",
+        "0s",
+        "--shutdown-grace",
+        "5s",
+    ];
+    args.extend_from_slice(extra);
+    ServeArgs::try_parse_from(args).expect("serve flags").config
+}
+
+/// Starts the real server in this process (tonic on a real port).
+pub async fn spawn_server(extra: &[&str]) -> Running {
+    start(serve_config(extra)).await.expect("server starts")
+}
+
+/// The seed visit dated yesterday (UTC), with its plan of care around that date, so it
+/// validates as of today.
+pub fn recent_seed_visit() -> pb::Encounter {
+    let today = chrono::Utc::now().date_naive();
+    let day = |offset: i64| (today + chrono::Duration::days(offset)).to_string();
+    let text = std::fs::read_to_string(repo_root().join("examples/valid-medicare-seed-visit.json"))
+        .unwrap();
+    let mut encounter = claimlint::wire::json::parse_encounters(&text)
+        .unwrap()
+        .remove(0);
+    encounter.date_of_service = day(-1);
+    let documentation = encounter.documentation.as_mut().unwrap();
+    let plan = documentation.plan_of_care.as_mut().unwrap();
+    plan.start_date = day(-10);
+    plan.end_date = day(30);
+    plan.certified_date = day(-9);
+    encounter
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status code, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
