@@ -34,7 +34,7 @@ pub struct ServeConfig {
     /// Largest decoded request message, in bytes (the NATS payload limit by default).
     #[arg(long, env = "CLAIMLINT_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
-    /// Time limit for one unary call or one message of a stream.
+    /// Time limit for one unary call.
     #[arg(long, env = "CLAIMLINT_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
     /// Concurrent requests served per connection.
