@@ -17,15 +17,33 @@ pub struct App {
     rules: ArcSwap<RuleSet>,
     pub metrics: Metrics,
     shutting_down: AtomicBool,
+    /// Set when NATS is configured; the pipeline appears once connected and set up.
+    nats_configured: bool,
+    pipeline: std::sync::OnceLock<Arc<crate::nats::Pipeline>>,
 }
 
 impl App {
-    pub fn new(rules: RuleSet) -> App {
+    pub fn new(rules: RuleSet, nats_configured: bool) -> App {
         App {
             rules: ArcSwap::from_pointee(rules),
             metrics: Metrics::new(),
             shutting_down: AtomicBool::new(false),
+            nats_configured,
+            pipeline: std::sync::OnceLock::new(),
         }
+    }
+
+    pub fn nats_configured(&self) -> bool {
+        self.nats_configured
+    }
+
+    /// The NATS pipeline, once connected and set up.
+    pub fn pipeline(&self) -> Option<&Arc<crate::nats::Pipeline>> {
+        self.pipeline.get()
+    }
+
+    pub fn set_pipeline(&self, pipeline: Arc<crate::nats::Pipeline>) {
+        let _ = self.pipeline.set(pipeline);
     }
 
     pub fn rules(&self) -> Arc<RuleSet> {
@@ -38,10 +56,21 @@ impl App {
         encounter: &pb::Encounter,
         source: &'static str,
     ) -> Result<pb::Outcome, EncounterError> {
+        self.check_with_prior(encounter, source, &[])
+    }
+
+    /// [`App::check`] with the services other encounters already had validated.
+    pub fn check_with_prior(
+        &self,
+        encounter: &pb::Encounter,
+        source: &'static str,
+        prior: &[crate::core::PriorService],
+    ) -> Result<pb::Outcome, EncounterError> {
         let started = Instant::now();
         let rules = self.rules.load();
         let now = Utc::now();
-        let outcome = wire::check_encounter(encounter, &rules, now.date_naive(), now)?;
+        let outcome =
+            wire::check_encounter_with_prior(encounter, &rules, now.date_naive(), now, prior)?;
         self.metrics
             .record(source, encounter, &outcome, started.elapsed());
         let codes: Vec<&str> = outcome.reasons.iter().map(|r| r.code.as_str()).collect();
@@ -59,7 +88,9 @@ impl App {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
+    /// Rules loaded, not shutting down, and NATS connected when configured.
     pub fn is_ready(&self) -> bool {
         !self.shutting_down.load(Ordering::SeqCst)
+            && (!self.nats_configured || self.pipeline.get().is_some())
     }
 }

@@ -63,6 +63,160 @@ pub struct ServeConfig {
     /// Runtime worker threads (default: the CPUs this process may use, cgroup quota included).
     #[arg(long, env = "CLAIMLINT_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+/// NATS JetStream settings (contract §5, §9). NATS is on when `CLAIMLINT_NATS_URL` is set.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated; unset: NATS off.
+    #[arg(long = "nats-url", env = "CLAIMLINT_NATS_URL")]
+    pub url: Option<String>,
+    /// NATS credentials file.
+    #[arg(long = "nats-creds", env = "CLAIMLINT_NATS_CREDS")]
+    pub creds: Option<PathBuf>,
+    /// PEM CA for the NATS server's certificate (implies TLS).
+    #[arg(long = "nats-tls-ca", env = "CLAIMLINT_NATS_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM client certificate for NATS (with the key).
+    #[arg(
+        id = "nats_tls_cert",
+        long = "nats-tls-cert",
+        env = "CLAIMLINT_NATS_TLS_CERT"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM client key for NATS.
+    #[arg(
+        id = "nats_tls_key",
+        long = "nats-tls-key",
+        env = "CLAIMLINT_NATS_TLS_KEY"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Input stream (subject `encounters.submitted`).
+    #[arg(
+        long = "nats-encounters-stream",
+        env = "CLAIMLINT_NATS_ENCOUNTERS_STREAM",
+        default_value = "ENCOUNTERS"
+    )]
+    pub encounters_stream: String,
+    /// Output stream (subjects `claims.validated`, `claims.rejected`).
+    #[arg(
+        long = "nats-claims-stream",
+        env = "CLAIMLINT_NATS_CLAIMS_STREAM",
+        default_value = "CLAIMS"
+    )]
+    pub claims_stream: String,
+    /// Dead-letter stream (subject `encounters.dead`).
+    #[arg(
+        long = "nats-dead-stream",
+        env = "CLAIMLINT_NATS_DEAD_STREAM",
+        default_value = "ENCOUNTERS_DEAD"
+    )]
+    pub dead_stream: String,
+    /// Durable pull consumer shared by every instance.
+    #[arg(
+        long = "nats-consumer",
+        env = "CLAIMLINT_NATS_CONSUMER",
+        default_value = "claimlint"
+    )]
+    pub consumer: String,
+    /// Key-value bucket remembering validated services (DUPLICATE_SERVICE).
+    #[arg(
+        long = "nats-services-bucket",
+        env = "CLAIMLINT_NATS_SERVICES_BUCKET",
+        default_value = "CLAIMLINT_SERVICES"
+    )]
+    pub services_bucket: String,
+    /// How long a delivered message may stay unacknowledged before redelivery.
+    #[arg(long = "nats-ack-wait", env = "CLAIMLINT_NATS_ACK_WAIT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ack_wait: Duration,
+    /// Deliveries of one message before it is dead-lettered.
+    #[arg(
+        long = "nats-max-deliver",
+        env = "CLAIMLINT_NATS_MAX_DELIVER",
+        default_value_t = 5
+    )]
+    pub max_deliver: i64,
+    /// Unacknowledged messages the consumer may have out at once (all instances together).
+    #[arg(
+        long = "nats-max-ack-pending",
+        env = "CLAIMLINT_NATS_MAX_ACK_PENDING",
+        default_value_t = 1024
+    )]
+    pub max_ack_pending: i64,
+    /// Replicas of the streams, the consumer and the bucket (3 in a cluster).
+    #[arg(
+        long = "nats-replicas",
+        env = "CLAIMLINT_NATS_REPLICAS",
+        default_value_t = 1
+    )]
+    pub replicas: usize,
+    /// JetStream dedupe window; must cover ack_wait × max_deliver.
+    #[arg(long = "nats-duplicate-window", env = "CLAIMLINT_NATS_DUPLICATE_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub duplicate_window: Duration,
+    /// How long CLAIMS and ENCOUNTERS_DEAD keep messages.
+    #[arg(long = "nats-retention", env = "CLAIMLINT_NATS_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+    /// Messages requested per pull.
+    #[arg(
+        long = "nats-batch",
+        env = "CLAIMLINT_NATS_BATCH",
+        default_value_t = 64
+    )]
+    pub batch: usize,
+    /// Messages processed at once by this instance.
+    #[arg(
+        long = "nats-concurrency",
+        env = "CLAIMLINT_NATS_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub concurrency: usize,
+}
+
+impl NatsArgs {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |setting, message: String| ConfigError::Invalid { setting, message };
+        if self.url.is_none() {
+            return Ok(());
+        }
+        if self.max_deliver < 1 {
+            return Err(invalid(
+                "CLAIMLINT_NATS_MAX_DELIVER",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.batch == 0
+            || self.concurrency == 0
+            || self.max_ack_pending < 1
+            || self.replicas == 0
+        {
+            return Err(invalid(
+                "CLAIMLINT_NATS_BATCH",
+                "batch, concurrency, max_ack_pending and replicas must be at least 1".into(),
+            ));
+        }
+        let horizon = self
+            .ack_wait
+            .saturating_mul(u32::try_from(self.max_deliver).unwrap_or(u32::MAX));
+        if self.duplicate_window <= horizon {
+            return Err(invalid(
+                "CLAIMLINT_NATS_DUPLICATE_WINDOW",
+                format!(
+                    "{} does not cover the redelivery horizon ack_wait × max_deliver = {}: a late redelivery would publish a second outcome",
+                    humantime::format_duration(self.duplicate_window),
+                    humantime::format_duration(horizon)
+                ),
+            ));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(invalid(
+                "CLAIMLINT_NATS_TLS_CERT",
+                "set both CLAIMLINT_NATS_TLS_CERT and CLAIMLINT_NATS_TLS_KEY, or neither".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +325,7 @@ impl ServeConfig {
         if self.request_timeout.is_zero() {
             return Err(invalid("CLAIMLINT_REQUEST_TIMEOUT", "must be more than 0"));
         }
+        self.nats.check()?;
         if self.worker_threads == Some(0) {
             return Err(invalid("CLAIMLINT_WORKER_THREADS", "must be at least 1"));
         }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod core;
 pub mod grpc;
 pub mod http;
+pub mod nats;
 pub mod proto;
 pub mod rules_source;
 pub mod serve;

@@ -32,6 +32,8 @@ pub enum ServeError {
     Http(#[source] std::io::Error),
     #[error("a server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Nats(#[from] crate::nats::NatsError),
 }
 
 /// A started service: its bound addresses and a handle to stop it.
@@ -68,7 +70,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let (tls, tokens) = config.load_secrets()?;
     let rules = load_rules(config.rules_dir.as_deref())?;
     let ruleset_version = rules.version();
-    let app = Arc::new(App::new(rules));
+    let app = Arc::new(App::new(rules, config.nats.url.is_some()));
     let grpc_listener = bind(config.grpc_addr).await?;
     let http_listener = bind(config.http_addr).await?;
     let grpc_addr = grpc_listener
@@ -109,6 +111,22 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         });
     let http_task = tokio::spawn(async move { http_server.await });
 
+    let (consumer_stop, consumer_stopped) = tokio::sync::watch::channel(false);
+    let nats_task = match config.nats.url.clone() {
+        None => None,
+        Some(url) => {
+            let client = crate::nats::connect(&config.nats).await?;
+            tracing::info!(nats_url = %url, "NATS configured; not ready until connected and set up");
+            Some(tokio::spawn(run_nats(
+                app.clone(),
+                health.clone(),
+                client,
+                config.nats.clone(),
+                consumer_stopped,
+            )))
+        }
+    };
+
     let (stop, stopped) = oneshot::channel::<()>();
     let drain_delay = config.shutdown_drain_delay;
     let grace = config.shutdown_grace;
@@ -121,8 +139,18 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         tokio::time::sleep(drain_delay).await;
         let _ = grpc_stop.send(());
         let _ = http_stop.send(());
-        match tokio::time::timeout(grace, async { (grpc_task.await, http_task.await) }).await {
-            Ok((grpc, http)) => {
+        let _ = consumer_stop.send(true);
+        let nats = async {
+            if let Some(task) = nats_task {
+                let _ = task.await;
+            }
+        };
+        match tokio::time::timeout(grace, async {
+            (grpc_task.await, http_task.await, nats.await)
+        })
+        .await
+        {
+            Ok((grpc, http, ())) => {
                 grpc?.map_err(|e| ServeError::Grpc(GrpcError::Serve(e)))?;
                 http?.map_err(ServeError::Http)?;
                 tracing::info!("stopped: every in-flight call was answered");
@@ -140,6 +168,52 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         stop: Some(stop),
         task,
     })
+}
+
+/// Sets NATS up (retrying until the server answers), marks the service ready, consumes until
+/// told to stop, and keeps the pending gauge current.
+async fn run_nats(
+    app: Arc<App>,
+    health: grpc::Health,
+    client: async_nats::Client,
+    args: crate::config::NatsArgs,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut delay = std::time::Duration::from_millis(200);
+    let (consumer, services) = loop {
+        match crate::nats::ensure(&client, &args).await {
+            Ok(ready) => break ready,
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?delay, "NATS not ready");
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(std::time::Duration::from_secs(5));
+            }
+        }
+    };
+    let pipeline = Arc::new(crate::nats::Pipeline::new(app.clone(), client, services));
+    app.set_pipeline(pipeline.clone());
+    if app.is_ready() {
+        health.set(true).await;
+    }
+    tracing::info!(stream = %args.encounters_stream, consumer = %args.consumer, "NATS ready: consuming");
+    let gauge_app = app.clone();
+    let mut gauge_consumer = consumer.clone();
+    let gauge = tokio::spawn(async move {
+        loop {
+            if let Ok(info) = gauge_consumer.info().await {
+                gauge_app
+                    .metrics
+                    .nats_consumer_pending
+                    .set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    });
+    crate::nats::run_consumer(app, pipeline, consumer, args, stop).await;
+    gauge.abort();
 }
 
 /// Serves until SIGTERM or SIGINT, then shuts down gracefully.

@@ -59,6 +59,9 @@ pub struct Metrics {
     encounters: Family<EncounterLabels, Counter>,
     reasons: Family<ReasonLabels, Counter>,
     duration: Family<SourceLabels, Histogram>,
+    pub nats_redeliveries: Counter,
+    pub dead_letters: Counter,
+    pub nats_consumer_pending: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,11 +115,32 @@ impl Metrics {
             "Time to decode, validate and encode one encounter",
             duration.clone(),
         );
+        let nats_redeliveries = Counter::default();
+        let dead_letters = Counter::default();
+        let nats_consumer_pending = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "claimlint_nats_redeliveries",
+            "Encounter messages delivered more than once",
+            nats_redeliveries.clone(),
+        );
+        registry.register(
+            "claimlint_dead_letters",
+            "Messages sent to the dead-letter stream",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "claimlint_nats_consumer_pending",
+            "Messages of the input stream not yet delivered to the consumer",
+            nats_consumer_pending.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             encounters,
             reasons,
             duration,
+            nats_redeliveries,
+            dead_letters,
+            nats_consumer_pending,
         }
     }
 

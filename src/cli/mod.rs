@@ -1,5 +1,6 @@
 //! Command-line verbs. `main` parses [`Cli`] and calls [`run`].
 
+mod publish;
 mod report;
 mod submit;
 mod validate;
@@ -9,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use publish::{PublishArgs, PublishError};
 pub use report::format_outcome_text;
 pub use submit::{SubmitArgs, SubmitError};
 
@@ -38,6 +40,8 @@ pub enum Command {
     Serve(crate::config::ServeConfig),
     /// Send encounters to a running service over gRPC and print the outcomes like `validate`.
     Submit(SubmitArgs),
+    /// Publish encounters to NATS JetStream (`encounters.submitted`).
+    Publish(PublishArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +101,8 @@ pub enum CliError {
     Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
     Submit(#[from] SubmitError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
@@ -107,6 +113,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Rules(args) => report::print_rules(args),
         Command::Serve(config) => serve(config),
         Command::Submit(args) => submit::run(args),
+        Command::Publish(args) => publish::run(args),
     }
 }
 

@@ -107,7 +107,7 @@ pub(super) fn judge_files(
     Ok(tally.exit_code())
 }
 
-fn read_input(name: &str) -> Result<String, String> {
+pub(super) fn read_input(name: &str) -> Result<String, String> {
     let mut bytes = Vec::new();
     let read = if name == "-" {
         io::stdin().lock().read_to_end(&mut bytes).map(|_| ())

@@ -37,8 +37,26 @@ pub struct Visit<'a> {
     pub icd10: Icd10Selection<'a>,
 }
 
+/// A service of this encounter that another encounter already had validated: the same
+/// patient, date of service and code (found by the transport in its shared store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriorService {
+    pub line_index: usize,
+    pub other_encounter_id: String,
+}
+
 /// Validates one encounter as of `as_of` with the rule data in `rules`.
 pub fn validate(encounter: &Encounter, rules: &RuleSet, as_of: NaiveDate) -> Outcome {
+    validate_with_prior(encounter, rules, as_of, &[])
+}
+
+/// [`validate`], also judging the services other encounters already had validated.
+pub fn validate_with_prior(
+    encounter: &Encounter,
+    rules: &RuleSet,
+    as_of: NaiveDate,
+    prior: &[PriorService],
+) -> Outcome {
     let date_of_service = encounter.date_of_service.date();
     let visit = Visit {
         encounter,
@@ -56,6 +74,7 @@ pub fn validate(encounter: &Encounter, rules: &RuleSet, as_of: NaiveDate) -> Out
     edits::check(&visit, &mut findings);
     therapy::check(&visit, &mut findings);
     documentation::check(&visit, &mut findings);
+    duplicates(&visit, prior, &mut findings);
 
     let reasons = grade(findings, &visit);
     let rejected = reasons.iter().any(|r| r.severity == Severity::Error);
@@ -69,6 +88,31 @@ pub fn validate(encounter: &Encounter, rules: &RuleSet, as_of: NaiveDate) -> Out
         reasons,
         units,
         ruleset_version: rules.version_for(visit.icd10.set),
+    }
+}
+
+/// DUPLICATE_SERVICE: the encounter itself is never a duplicate of itself.
+fn duplicates(visit: &Visit<'_>, prior: &[PriorService], out: &mut Vec<Finding>) {
+    for service in prior {
+        if service.other_encounter_id == visit.encounter.encounter_id {
+            continue;
+        }
+        let Some(line) = visit.encounter.service_lines.get(service.line_index) else {
+            continue;
+        };
+        out.push(
+            Finding::new(
+                reason::ReasonCode::DuplicateService,
+                format!("service_lines[{}].procedure_code", service.line_index),
+                format!(
+                    "{} for this patient on this date of service was already validated in another encounter.",
+                    line.procedure_code
+                ),
+            )
+            .expected("one encounter per patient, date of service and code")
+            .actual(format!("also in encounter {}", service.other_encounter_id))
+            .remedy("If both encounters describe the same visit, bill it once (correct the first encounter instead); if they are separate services, bill them on one claim with the right units or modifiers."),
+        );
     }
 }
 

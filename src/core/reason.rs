@@ -85,6 +85,7 @@ reason_codes! {
     PlanOfCareNotCertified => "PLAN_OF_CARE_NOT_CERTIFIED",
     ProgressReportOverdue => "PROGRESS_REPORT_OVERDUE",
     SignatureMissing => "SIGNATURE_MISSING",
+    DuplicateService => "DUPLICATE_SERVICE",
 }
 
 impl fmt::Display for ReasonCode {

@@ -66,7 +66,8 @@ pub async fn router(
 > {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health(reporter);
-    health.set(true).await;
+    // NOT_SERVING until ready (NATS connected and set up, when configured).
+    health.set(app.is_ready()).await;
 
     let auth = BearerAuth::new(tokens);
     let validator = ClaimValidatorServer::new(ClaimValidatorService::new(

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::app::App;
+use crate::nats::NatsError;
 use crate::proto::v1 as pb;
 use crate::proto::v1::claim_validator_server::ClaimValidator;
 use crate::wire::{EncounterError, list_rules};
@@ -42,8 +43,10 @@ fn invalid_argument(error: &EncounterError, position: Option<usize>) -> Status {
     )
 }
 
-/// Validates one request; the only refusals are a missing encounter or encounter_id.
-fn answer(
+/// Validates one request; the only refusals are a missing encounter or encounter_id. With
+/// NATS configured and no `dry_run`, the outcome is published and acknowledged by JetStream
+/// before the answer, or the call fails UNAVAILABLE (a retry is deduplicated).
+async fn answer(
     app: &App,
     request: pb::ValidateRequest,
     position: Option<usize>,
@@ -51,13 +54,32 @@ fn answer(
     let encounter = request
         .encounter
         .ok_or_else(|| invalid_argument(&EncounterError::MissingEncounter, position))?;
-    let outcome = app
-        .check(&encounter, "grpc")
-        .map_err(|error| invalid_argument(&error, position))?;
-    Ok(pb::ValidateResponse {
-        outcome: Some(outcome),
-        published: false,
-    })
+    let publish = app.nats_configured() && !request.dry_run;
+    let Some(pipeline) = app.pipeline() else {
+        if publish {
+            return Err(Status::unavailable(
+                "NATS is not connected yet; retry the call",
+            ));
+        }
+        let outcome = app
+            .check(&encounter, "grpc")
+            .map_err(|error| invalid_argument(&error, position))?;
+        return Ok(pb::ValidateResponse {
+            outcome: Some(outcome),
+            published: false,
+        });
+    };
+    match pipeline
+        .judge_and_publish(&encounter, "grpc", !publish, None)
+        .await
+    {
+        Ok(outcome) => Ok(pb::ValidateResponse {
+            outcome: Some(outcome),
+            published: publish,
+        }),
+        Err(NatsError::Encounter(error)) => Err(invalid_argument(&error, position)),
+        Err(error) => Err(Status::unavailable(format!("{error}; retry the call"))),
+    }
 }
 
 #[tonic::async_trait]
@@ -66,13 +88,13 @@ impl ClaimValidator for ClaimValidatorService {
         &self,
         request: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
-        let app = self.app.clone();
-        let work = tokio::task::spawn_blocking(move || answer(&app, request.into_inner(), None));
+        // Validation takes microseconds; the timeout bounds the call as a whole (the NATS
+        // publish and its acknowledgement included).
+        let work = answer(&self.app, request.into_inner(), None);
         match tokio::time::timeout(self.request_timeout, work).await {
-            Ok(Ok(result)) => result.map(Response::new),
-            Ok(Err(join)) => Err(Status::internal(format!("validation task failed: {join}"))),
-            Err(_) => Err(Status::deadline_exceeded(
-                "validation took longer than the request timeout",
+            Ok(result) => result.map(Response::new),
+            Err(_) => Err(Status::unavailable(
+                "the call took longer than the request timeout; retry it",
             )),
         }
     }
@@ -92,7 +114,7 @@ impl ClaimValidator for ClaimValidatorService {
             let mut position = 0usize;
             loop {
                 let next = match inbound.message().await {
-                    Ok(Some(request)) => answer(&app, request, Some(position)),
+                    Ok(Some(request)) => answer(&app, request, Some(position)).await,
                     Ok(None) => break,
                     Err(status) => Err(status),
                 };

@@ -14,6 +14,7 @@ impl TryFrom<&pb::Encounter> for core::Encounter {
         if encounter_id.is_empty() {
             return Err(EncounterError::MissingEncounterId);
         }
+        check_lengths(wire)?;
         Ok(core::Encounter {
             encounter_id: encounter_id.to_owned(),
             patient_id: wire.patient_id.trim().to_owned(),
@@ -37,6 +38,46 @@ impl TryFrom<&pb::Encounter> for core::Encounter {
             documentation: wire.documentation.as_ref().map(documentation),
         })
     }
+}
+
+/// The longest identifier or code accepted (real ones are far shorter).
+pub const MAX_IDENTIFIER_BYTES: usize = 256;
+
+fn check_lengths(wire: &pb::Encounter) -> Result<(), EncounterError> {
+    let too_long = |field: &'static str, value: &str| {
+        if value.len() > MAX_IDENTIFIER_BYTES {
+            Err(EncounterError::FieldTooLong {
+                field,
+                limit: MAX_IDENTIFIER_BYTES,
+            })
+        } else {
+            Ok(())
+        }
+    };
+    too_long("encounter.encounter_id", &wire.encounter_id)?;
+    too_long("encounter.patient_id", &wire.patient_id)?;
+    too_long("encounter.date_of_service", &wire.date_of_service)?;
+    too_long("encounter.place_of_service", &wire.place_of_service)?;
+    too_long("encounter.billing_provider_npi", &wire.billing_provider_npi)?;
+    if let Some(payer) = &wire.payer {
+        too_long("encounter.payer.payer_id", &payer.payer_id)?;
+    }
+    if let Some(provider) = &wire.rendering_provider {
+        too_long("encounter.rendering_provider.npi", &provider.npi)?;
+    }
+    for code in &wire.diagnosis_codes {
+        too_long("encounter.diagnosis_codes", code)?;
+    }
+    for line in &wire.service_lines {
+        too_long(
+            "encounter.service_lines.procedure_code",
+            &line.procedure_code,
+        )?;
+        for modifier in &line.modifiers {
+            too_long("encounter.service_lines.modifiers", modifier)?;
+        }
+    }
+    Ok(())
 }
 
 fn code(raw: &str) -> String {

@@ -1,0 +1,187 @@
+//! The NATS JetStream transport (contract §5): a durable pull consumer on
+//! `encounters.submitted`, outcomes published to `claims.validated` / `claims.rejected` with
+//! `Nats-Msg-Id: <encounter_id>:<content_hash>` and acknowledged by JetStream before the input
+//! is acknowledged, dead letters on `encounters.dead`, and the DUPLICATE_SERVICE store in a
+//! key-value bucket. A crash anywhere means redelivery, and dedupe makes that one outcome.
+
+mod consumer;
+mod setup;
+
+use std::sync::Arc;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+
+use crate::app::App;
+use crate::core::PriorService;
+use crate::proto::v1 as pb;
+use crate::wire::{self, EncounterError};
+
+pub use consumer::run_consumer;
+pub use setup::{connect, ensure};
+
+pub const INPUT_SUBJECT: &str = "encounters.submitted";
+pub const VALIDATED_SUBJECT: &str = "claims.validated";
+pub const REJECTED_SUBJECT: &str = "claims.rejected";
+pub const DEAD_SUBJECT: &str = "encounters.dead";
+pub const ERROR_HEADER: &str = "Claimlint-Error";
+pub const STATUS_HEADER: &str = "Claimlint-Status";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("connecting to NATS: {0}")]
+    Connect(String),
+    #[error("setting up JetStream ({what}): {message}")]
+    Setup { what: String, message: String },
+    #[error("publishing the outcome was not acknowledged: {0}")]
+    Publish(String),
+    #[error("duplicate-service store: {0}")]
+    Store(String),
+    #[error(transparent)]
+    Encounter(#[from] EncounterError),
+}
+
+/// Judge, publish, remember: the path every published outcome takes (NATS input and gRPC
+/// `Validate` without `dry_run`).
+pub struct Pipeline {
+    app: Arc<App>,
+    pub(crate) jetstream: jetstream::Context,
+    pub(crate) client: async_nats::Client,
+    services: kv::Store,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pipeline")
+    }
+}
+
+impl Pipeline {
+    pub fn new(app: Arc<App>, client: async_nats::Client, services: kv::Store) -> Pipeline {
+        Pipeline {
+            app,
+            jetstream: jetstream::new(client.clone()),
+            client,
+            services,
+        }
+    }
+
+    /// Services of this encounter that an encounter was already validated for.
+    async fn prior_services(
+        &self,
+        encounter: &pb::Encounter,
+    ) -> Result<Vec<PriorService>, NatsError> {
+        let mut prior = Vec::new();
+        for (line_index, key) in wire::service_keys(encounter) {
+            let entry = self
+                .services
+                .get(key)
+                .await
+                .map_err(|e| NatsError::Store(e.to_string()))?;
+            if let Some(value) = entry {
+                prior.push(PriorService {
+                    line_index,
+                    other_encounter_id: String::from_utf8_lossy(&value).into_owned(),
+                });
+            }
+        }
+        Ok(prior)
+    }
+
+    /// Remembers a validated encounter's services; the first encounter to claim a key keeps it.
+    async fn remember(
+        &self,
+        encounter: &pb::Encounter,
+        encounter_id: &str,
+    ) -> Result<(), NatsError> {
+        for (_, key) in wire::service_keys(encounter) {
+            match self
+                .services
+                .create(&key, Bytes::copy_from_slice(encounter_id.as_bytes()))
+                .await
+            {
+                Ok(_) => {}
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                Err(error) => return Err(NatsError::Store(error.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates (with the duplicate store), publishes the outcome and waits for JetStream's
+    /// acknowledgement; `dry_run` publishes nothing and records nothing.
+    pub async fn judge_and_publish(
+        &self,
+        encounter: &pb::Encounter,
+        source: &'static str,
+        dry_run: bool,
+        trace_headers: Option<&HeaderMap>,
+    ) -> Result<pb::Outcome, NatsError> {
+        // Refuse what cannot be an encounter before touching the store.
+        crate::core::types::Encounter::try_from(encounter)?;
+        let prior = self.prior_services(encounter).await?;
+        let outcome = self.app.check_with_prior(encounter, source, &prior)?;
+        if dry_run {
+            return Ok(outcome);
+        }
+        self.publish_outcome(&outcome, trace_headers).await?;
+        if outcome.status == pb::Status::Validated as i32 {
+            self.remember(encounter, &outcome.encounter_id).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn publish_outcome(
+        &self,
+        outcome: &pb::Outcome,
+        trace_headers: Option<&HeaderMap>,
+    ) -> Result<(), NatsError> {
+        let validated = outcome.status == pb::Status::Validated as i32;
+        let subject = if validated {
+            VALIDATED_SUBJECT
+        } else {
+            REJECTED_SUBJECT
+        };
+        let payload = serde_json::to_vec(outcome).map_err(|e| NatsError::Publish(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        if let Some(trace) = trace_headers.and_then(|h| h.get("traceparent")) {
+            headers.insert("traceparent", trace.clone());
+        }
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}:{}", outcome.encounter_id, outcome.content_hash).as_str(),
+        );
+        headers.insert(
+            STATUS_HEADER,
+            if validated { "validated" } else { "rejected" },
+        );
+        headers.insert("Content-Type", "application/json");
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject, headers, payload.into())
+            .await
+            .map_err(|e| NatsError::Publish(e.to_string()))?;
+        ack.await.map_err(|e| NatsError::Publish(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Why a message body is not an encounter.
+pub fn decode(message: &async_nats::Message) -> Result<pb::Encounter, String> {
+    use prost::Message as _;
+    let protobuf = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Content-Type"))
+        .is_some_and(|v| v.as_str().eq_ignore_ascii_case("application/protobuf"));
+    let encounter = if protobuf {
+        pb::Encounter::decode(message.payload.as_ref())
+            .map_err(|e| format!("not a protobuf Encounter: {e}"))?
+    } else {
+        wire::json::decode_encounter(&message.payload)
+            .map_err(|e| format!("not a JSON Encounter: {e}"))?
+    };
+    crate::core::types::Encounter::try_from(&encounter).map_err(|e| e.to_string())?;
+    Ok(encounter)
+}
