@@ -385,6 +385,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_dedupe_window_must_cover_the_redelivery_horizon() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            nats: NatsArgs,
+        }
+        let parse = |args: &[&str]| {
+            Wrapper::try_parse_from([&["x"], args].concat())
+                .unwrap()
+                .nats
+        };
+        // Defaults: 30 s × 5 = 150 s < 10 min.
+        assert!(
+            parse(&["--nats-url", "nats://127.0.0.1:4222"])
+                .check()
+                .is_ok()
+        );
+        let short = parse(&[
+            "--nats-url",
+            "nats://h:4222",
+            "--nats-duplicate-window",
+            "2m",
+        ]);
+        let error = short.check().unwrap_err().to_string();
+        assert!(
+            error.contains("CLAIMLINT_NATS_DUPLICATE_WINDOW") && error.contains("2m 30s"),
+            "{error}"
+        );
+        // Off when no URL is set.
+        assert!(parse(&["--nats-duplicate-window", "1s"]).check().is_ok());
+    }
+
+    #[test]
     fn tokens_compare_whole_values() {
         let tokens = Tokens::parse("# comment\n  alpha-1 \n\nbeta-2\n");
         assert_eq!(tokens.len(), 2);

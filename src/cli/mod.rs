@@ -37,7 +37,7 @@ pub enum Command {
     /// Print the rule catalogue with each rule's severity per payer profile.
     Rules(RulesArgs),
     /// Run the service: gRPC, HTTP health and metrics (configuration from flags or CLAIMLINT_*).
-    Serve(crate::config::ServeConfig),
+    Serve(Box<crate::config::ServeConfig>),
     /// Send encounters to a running service over gRPC and print the outcomes like `validate`.
     Submit(SubmitArgs),
     /// Publish encounters to NATS JetStream (`encounters.submitted`).
@@ -111,7 +111,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Rules(args) => report::print_rules(args),
-        Command::Serve(config) => serve(config),
+        Command::Serve(config) => serve(*config),
         Command::Submit(args) => submit::run(args),
         Command::Publish(args) => publish::run(args),
     }

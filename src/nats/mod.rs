@@ -19,7 +19,7 @@ use crate::proto::v1 as pb;
 use crate::wire::{self, EncounterError};
 
 pub use consumer::run_consumer;
-pub use setup::{connect, ensure};
+pub use setup::{connect, ensure, server_addrs};
 
 pub const INPUT_SUBJECT: &str = "encounters.submitted";
 pub const VALIDATED_SUBJECT: &str = "claims.validated";

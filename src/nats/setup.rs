@@ -29,9 +29,21 @@ pub async fn connect(args: &NatsArgs) -> Result<async_nats::Client, NatsError> {
         options = options.add_client_certificate(cert.clone(), key.clone());
     }
     options
-        .connect(url)
+        .connect(server_addrs(&url)?)
         .await
         .map_err(|e| NatsError::Connect(e.to_string()))
+}
+
+/// `nats://a:4222,nats://b:4222` → the servers to try.
+pub fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, NatsError> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            url.parse()
+                .map_err(|e| NatsError::Connect(format!("`{url}`: {e}")))
+        })
+        .collect()
 }
 
 fn setup_error(what: &str) -> impl Fn(String) -> NatsError + '_ {

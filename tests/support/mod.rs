@@ -153,3 +153,177 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+// ---------------------------------------------------------------- real processes: NATS, claimlint
+
+use std::process::Child;
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn nats_server_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
+        return PathBuf::from(bin);
+    }
+    let local = repo_root().join(".tools/bin/nats-server");
+    if local.exists() {
+        local
+    } else {
+        PathBuf::from("nats-server")
+    }
+}
+
+/// A real `nats-server` with JetStream, on a fixed port and store so it can be killed with
+/// SIGKILL and restarted where it was.
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+    args: Vec<String>,
+    _store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start() -> NatsServer {
+        Self::start_with(free_port(), &[])
+    }
+
+    pub fn start_with(port: u16, extra: &[String]) -> NatsServer {
+        let store = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "-js".to_owned(),
+            "-a".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-sd".into(),
+            store.path().to_string_lossy().into_owned(),
+        ];
+        args.extend_from_slice(extra);
+        let mut server = NatsServer {
+            child: None,
+            port,
+            args,
+            _store: store,
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(nats_server_bin())
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts (scripts/test installs it into .tools/)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port with the same store.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A real `claimlint serve` process; SIGKILLed when dropped.
+pub struct ClaimlintProcess {
+    pub child: Child,
+    pub grpc_addr: std::net::SocketAddr,
+    pub http_addr: std::net::SocketAddr,
+}
+
+impl ClaimlintProcess {
+    pub fn start(extra: &[&str]) -> ClaimlintProcess {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_claimlint"))
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--shutdown-drain-delay",
+                "0s",
+            ])
+            .args(extra)
+            .env("CLAIMLINT_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env_remove("CLAIMLINT_RULES_DIR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("claimlint serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let (grpc_addr, http_addr) = loop {
+            let line = lines
+                .next()
+                .expect("a log line before exit")
+                .expect("read log");
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if value["message"] == "claimlint serving" {
+                break (
+                    value["grpc_addr"].as_str().unwrap().parse().unwrap(),
+                    value["http_addr"].as_str().unwrap().parse().unwrap(),
+                );
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        ClaimlintProcess {
+            child,
+            grpc_addr,
+            http_addr,
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn sigterm(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for ClaimlintProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

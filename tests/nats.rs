@@ -1,0 +1,631 @@
+//! The NATS pipeline against real `nats-server` processes (JetStream, free ports, temporary
+//! stores) and the real `claimlint` binary, including SIGKILL of either and a 3-node cluster.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer};
+use claimlint::proto::v1 as pb;
+use futures_util::StreamExt;
+use support::*;
+
+const TEN_THOUSAND: usize = 10_000;
+
+/// These tests start processes and push 10,000 messages each: one at a time on 2 cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Short redelivery for tests (2 s × 5 deliveries), a dedupe window that covers it.
+fn pipeline_flags(url: &str) -> Vec<String> {
+    [
+        "--nats-url",
+        url,
+        "--nats-ack-wait",
+        "2s",
+        "--nats-max-deliver",
+        "5",
+        "--nats-duplicate-window",
+        "30s",
+        "--shutdown-grace",
+        "5s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn start_claimlint(url: &str, extra: &[&str]) -> ClaimlintProcess {
+    let mut flags = pipeline_flags(url);
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    ClaimlintProcess::start(&flags)
+}
+
+/// Encounter `i`: its own patient; every fourth one is rejected (bad NPI).
+fn encounter(i: usize) -> pb::Encounter {
+    let mut encounter = recent_seed_visit();
+    encounter.encounter_id = format!("e-{i}");
+    encounter.patient_id = format!("p-{i}");
+    if i.is_multiple_of(4) {
+        encounter.rendering_provider.as_mut().unwrap().npi = "1234567890".into();
+    }
+    encounter
+}
+
+async fn connect(url: &str) -> jetstream::Context {
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(claimlint::nats::server_addrs(url).unwrap())
+        .await
+        .expect("test client connects");
+    jetstream::new(client)
+}
+
+/// Publishes raw payloads with headers to `encounters.submitted`, waiting for every ack.
+async fn publish_raw(js: &jetstream::Context, messages: Vec<(async_nats::HeaderMap, Vec<u8>)>) {
+    // The stream exists once claimlint has set up; wait for it.
+    wait_until(Duration::from_secs(30), || async {
+        js.get_stream("ENCOUNTERS").await.is_ok()
+    })
+    .await;
+    for chunk in messages.chunks(1000) {
+        let mut acks = Vec::new();
+        for (headers, payload) in chunk {
+            acks.push(
+                js.publish_with_headers(
+                    "encounters.submitted",
+                    headers.clone(),
+                    payload.clone().into(),
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        for ack in acks {
+            ack.await.expect("stored");
+        }
+    }
+}
+
+async fn publish(js: &jetstream::Context, encounters: impl IntoIterator<Item = pb::Encounter>) {
+    let messages = encounters
+        .into_iter()
+        .map(|e| {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Content-Type", "application/json");
+            (headers, serde_json::to_vec(&e).unwrap())
+        })
+        .collect();
+    publish_raw(js, messages).await;
+}
+
+async fn wait_until<F, Fut>(limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn stream_count(js: &jetstream::Context, name: &str) -> u64 {
+    match js.get_stream(name).await {
+        Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+async fn wait_for_outcomes(js: &jetstream::Context, expected: u64, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let count = stream_count(js, "CLAIMS").await;
+        assert!(
+            count <= expected,
+            "more outcomes ({count}) than encounters ({expected})"
+        );
+        if count == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "only {count} of {expected} outcomes within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every message of a stream: (subject, headers, payload).
+async fn read_stream(js: &jetstream::Context, name: &str) -> Vec<async_nats::Message> {
+    let stream = js.get_stream(name).await.unwrap();
+    let total = stream.cached_info().state.messages as usize;
+    let reader = stream
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut out = Vec::with_capacity(total);
+    let mut messages = reader.messages().await.unwrap();
+    while out.len() < total {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("reads")
+            .unwrap()
+            .unwrap();
+        out.push(message.message);
+    }
+    out
+}
+
+/// Each expected encounter has exactly one outcome, on the subject of its status.
+async fn assert_exactly_once(js: &jetstream::Context, expected: impl Iterator<Item = usize>) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for message in read_stream(js, "CLAIMS").await {
+        let outcome: pb::Outcome = serde_json::from_slice(&message.payload).unwrap();
+        let subject = if outcome.status == pb::Status::Validated as i32 {
+            "claims.validated"
+        } else {
+            "claims.rejected"
+        };
+        assert_eq!(
+            message.subject.as_str(),
+            subject,
+            "{}",
+            outcome.encounter_id
+        );
+        let headers = message.headers.as_ref().unwrap();
+        assert_eq!(
+            headers.get("Nats-Msg-Id").unwrap().as_str(),
+            format!("{}:{}", outcome.encounter_id, outcome.content_hash)
+        );
+        *seen.entry(outcome.encounter_id).or_default() += 1;
+    }
+    let mut expected_count = 0;
+    for i in expected {
+        expected_count += 1;
+        assert_eq!(seen.get(&format!("e-{i}")), Some(&1), "encounter e-{i}");
+    }
+    assert_eq!(
+        seen.len(),
+        expected_count,
+        "no outcome for an encounter that was not sent"
+    );
+}
+
+async fn consumer_drained(js: &jetstream::Context) {
+    wait_until(Duration::from_secs(30), || async {
+        let stream = js.get_stream("ENCOUNTERS").await.unwrap();
+        let info = stream.consumer_info("claimlint").await.unwrap();
+        info.num_pending == 0 && info.num_ack_pending == 0
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_encounters_give_exactly_ten_thousand_outcomes() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let _claimlint = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    publish(&js, (0..TEN_THOUSAND).map(encounter)).await;
+    wait_for_outcomes(&js, TEN_THOUSAND as u64, Duration::from_secs(240)).await;
+    assert_exactly_once(&js, 0..TEN_THOUSAND).await;
+    consumer_drained(&js).await;
+    assert_eq!(stream_count(&js, "ENCOUNTERS_DEAD").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn republished_encounters_dedupe_and_changed_content_does_not() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let claimlint = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    let first = encounter(1);
+    publish(&js, vec![first.clone(), first.clone(), first.clone()]).await;
+    wait_for_outcomes(&js, 1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        stream_count(&js, "CLAIMS").await,
+        1,
+        "three publishes, one outcome"
+    );
+
+    let mut changed = first.clone();
+    changed.total_treatment_minutes += 5;
+    publish(&js, vec![changed]).await;
+    wait_for_outcomes(&js, 2, Duration::from_secs(30)).await;
+
+    // Another encounter for the same patient, date and codes is a duplicate service (CO-18);
+    // the first encounter again is not a duplicate of itself.
+    let mut other = first.clone();
+    other.encounter_id = "e-other".into();
+    publish(&js, vec![other]).await;
+    wait_for_outcomes(&js, 3, Duration::from_secs(30)).await;
+    let outcomes: Vec<pb::Outcome> = read_stream(&js, "CLAIMS")
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
+    let duplicate = outcomes
+        .iter()
+        .find(|o| o.encounter_id == "e-other")
+        .unwrap();
+    assert_eq!(duplicate.status, pb::Status::Rejected as i32);
+    let reason = duplicate
+        .reasons
+        .iter()
+        .find(|r| r.code == "DUPLICATE_SERVICE")
+        .expect("DUPLICATE_SERVICE");
+    assert_eq!(
+        (reason.carc.as_str(), reason.actual.as_str()),
+        ("CO-18", "also in encounter e-1")
+    );
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o.encounter_id == "e-1")
+            .all(|o| o.status == pb::Status::Validated as i32)
+    );
+
+    // gRPC Validate publishes through the same path; dry_run does not.
+    let mut client = claimlint::proto::v1::claim_validator_client::ClaimValidatorClient::connect(
+        format!("http://{}", claimlint.grpc_addr),
+    )
+    .await
+    .unwrap();
+    let response = client
+        .validate(pb::ValidateRequest {
+            encounter: Some(encounter(7)),
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.published);
+    assert_eq!(stream_count(&js, "CLAIMS").await, 4);
+    let response = client
+        .validate(pb::ValidateRequest {
+            encounter: Some(encounter(8)),
+            dry_run: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!response.published);
+    assert_eq!(stream_count(&js, "CLAIMS").await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_killed_at_twenty_percent_and_restarted_loses_and_repeats_nothing() {
+    let _serial = SERIAL.lock().await;
+    let mut nats = NatsServer::start();
+    let _claimlint = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    publish(&js, (0..TEN_THOUSAND).map(encounter)).await;
+    wait_until(Duration::from_secs(120), || async {
+        stream_count(&js, "CLAIMS").await >= 2_000
+    })
+    .await;
+    nats.kill9();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nats.restart();
+    let js = connect(&nats.url()).await;
+    wait_for_outcomes(&js, TEN_THOUSAND as u64, Duration::from_secs(300)).await;
+    assert_exactly_once(&js, 0..TEN_THOUSAND).await;
+    consumer_drained(&js).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimlint_killed_at_twenty_percent_then_replaced_loses_and_repeats_nothing() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let mut first = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    publish(&js, (0..TEN_THOUSAND).map(encounter)).await;
+    wait_until(Duration::from_secs(120), || async {
+        stream_count(&js, "CLAIMS").await >= 2_000
+    })
+    .await;
+    first.kill9();
+    let _second = start_claimlint(&nats.url(), &[]);
+    wait_for_outcomes(&js, TEN_THOUSAND as u64, Duration::from_secs(300)).await;
+    assert_exactly_once(&js, 0..TEN_THOUSAND).await;
+    consumer_drained(&js).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_consumer_and_one_dies_halfway() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let mut one = start_claimlint(&nats.url(), &[]);
+    let _two = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    publish(&js, (0..TEN_THOUSAND).map(encounter)).await;
+    wait_until(Duration::from_secs(120), || async {
+        stream_count(&js, "CLAIMS").await >= 5_000
+    })
+    .await;
+    one.kill9();
+    wait_for_outcomes(&js, TEN_THOUSAND as u64, Duration::from_secs(300)).await;
+    assert_exactly_once(&js, 0..TEN_THOUSAND).await;
+    consumer_drained(&js).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_node_cluster_loses_a_node_mid_stream() {
+    let _serial = SERIAL.lock().await;
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let routes = ports
+        .iter()
+        .map(|(_, c)| format!("nats://127.0.0.1:{c}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes: Vec<NatsServer> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (client, cluster))| {
+            NatsServer::start_with(
+                *client,
+                &[
+                    "--server_name".into(),
+                    format!("n{i}"),
+                    "--cluster_name".into(),
+                    "claimlint-test".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{cluster}"),
+                    "--routes".into(),
+                    routes.clone(),
+                ],
+            )
+        })
+        .collect();
+    let urls = nodes.iter().map(|n| n.url()).collect::<Vec<_>>().join(",");
+    // JetStream needs a meta leader before streams with 3 replicas can be created.
+    let js = connect(&urls).await;
+    wait_until(Duration::from_secs(60), || async {
+        js.query_account().await.is_ok()
+    })
+    .await;
+    let _claimlint = start_claimlint(&urls, &["--nats-replicas", "3"]);
+    publish(&js, (0..TEN_THOUSAND).map(encounter)).await;
+    wait_until(Duration::from_secs(120), || async {
+        stream_count(&js, "CLAIMS").await >= 3_000
+    })
+    .await;
+    nodes[0].kill9();
+    wait_for_outcomes(&js, TEN_THOUSAND as u64, Duration::from_secs(300)).await;
+    assert_exactly_once(&js, 0..TEN_THOUSAND).await;
+    consumer_drained(&js).await;
+    let mut claims = js.get_stream("CLAIMS").await.unwrap();
+    assert_eq!(claims.info().await.unwrap().config.num_replicas, 3);
+}
+
+/// Thirty kinds of payload that are not an encounter: each is dead-lettered with its original
+/// bytes, headers and a reason, and the service stays healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_payloads_go_to_the_dead_letter_stream() {
+    use prost::Message as _;
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let claimlint = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    let seed = serde_json::to_value(encounter(1)).unwrap();
+    let with = |pointer: &str, value: serde_json::Value| {
+        let mut doc = seed.clone();
+        *doc.pointer_mut(pointer).unwrap() = value;
+        doc.to_string().into_bytes()
+    };
+    let without = |key: &str| {
+        let mut doc = seed.clone();
+        doc.as_object_mut().unwrap().remove(key);
+        doc.to_string().into_bytes()
+    };
+    let json_text = seed.to_string();
+    let protobuf_bytes = encounter(2).encode_to_vec();
+    let json: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage bytes", vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0xff]),
+        ("empty payload", Vec::new()),
+        ("whitespace", b"   \n\t ".to_vec()),
+        (
+            "truncated JSON",
+            json_text.as_bytes()[..json_text.len() / 2].to_vec(),
+        ),
+        ("JSON null", b"null".to_vec()),
+        ("JSON number", b"42".to_vec()),
+        ("JSON string", b"\"encounter\"".to_vec()),
+        (
+            "JSON array of encounters",
+            format!("[{json_text}]").into_bytes(),
+        ),
+        ("empty object", b"{}".to_vec()),
+        ("missing encounter_id", without("encounterId")),
+        ("blank encounter_id", with("/encounterId", " ".into())),
+        ("encounter_id a number", with("/encounterId", 17.into())),
+        (
+            "encounter_id an object",
+            with("/encounterId", serde_json::json!({"id": "x"})),
+        ),
+        ("units negative", with("/serviceLines/0/units", (-1).into())),
+        (
+            "units a string of letters",
+            with("/serviceLines/0/units", "two".into()),
+        ),
+        (
+            "minutes a float",
+            with("/serviceLines/0/minutes", 12.5.into()),
+        ),
+        (
+            "serviceLines an object",
+            with(
+                "/serviceLines",
+                serde_json::json!({"procedureCode": "97124"}),
+            ),
+        ),
+        (
+            "unknown enum name",
+            with("/payer/kind", "PAYER_KIND_BARTER".into()),
+        ),
+        (
+            "diagnosisCodes a string",
+            with("/diagnosisCodes", "M54.50".into()),
+        ),
+        (
+            "chargeCents not a number",
+            with("/serviceLines/0/chargeCents", "a lot".into()),
+        ),
+        (
+            "oversized encounter_id",
+            with("/encounterId", "x".repeat(10_000).into()),
+        ),
+        (
+            "oversized patient_id",
+            with("/patientId", "p".repeat(100_000).into()),
+        ),
+        (
+            "oversized procedure code",
+            with("/serviceLines/0/procedureCode", "9".repeat(5_000).into()),
+        ),
+        ("protobuf sent as JSON", protobuf_bytes.clone()),
+        ("invalid UTF-8 in JSON", {
+            let mut b = json_text.clone().into_bytes();
+            b[10] = 0xff;
+            b
+        }),
+        (
+            "trailing garbage",
+            format!("{json_text} trailing").into_bytes(),
+        ),
+        (
+            "two documents",
+            format!("{json_text}{json_text}").into_bytes(),
+        ),
+    ];
+    let protobuf: Vec<(&str, Vec<u8>)> = vec![
+        ("JSON sent as protobuf", json_text.clone().into_bytes()),
+        (
+            "truncated protobuf",
+            protobuf_bytes[..protobuf_bytes.len() - 7].to_vec(),
+        ),
+        (
+            "protobuf without encounter_id",
+            pb::Encounter {
+                patient_id: "p".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        ),
+    ];
+    assert_eq!(json.len() + protobuf.len(), 30);
+    let mut messages = Vec::new();
+    for (kind, payload) in &json {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Content-Type", "application/json");
+        headers.insert("X-Test-Kind", *kind);
+        messages.push((headers, payload.clone()));
+    }
+    for (kind, payload) in &protobuf {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Content-Type", "application/protobuf");
+        headers.insert("X-Test-Kind", *kind);
+        messages.push((headers, payload.clone()));
+    }
+    // One good encounter after them: the service keeps working.
+    publish_raw(&js, messages.clone()).await;
+    publish(&js, vec![encounter(3)]).await;
+    wait_until(Duration::from_secs(60), || async {
+        stream_count(&js, "ENCOUNTERS_DEAD").await == 30
+    })
+    .await;
+    wait_for_outcomes(&js, 1, Duration::from_secs(30)).await;
+    let dead = read_stream(&js, "ENCOUNTERS_DEAD").await;
+    for (headers, payload) in &messages {
+        let kind = headers.get("X-Test-Kind").unwrap().as_str();
+        let letter = dead
+            .iter()
+            .find(|m| {
+                m.headers
+                    .as_ref()
+                    .unwrap()
+                    .get("X-Test-Kind")
+                    .unwrap()
+                    .as_str()
+                    == kind
+            })
+            .unwrap_or_else(|| panic!("{kind} was not dead-lettered"));
+        assert_eq!(
+            letter.payload.as_ref(),
+            payload.as_slice(),
+            "{kind}: original bytes"
+        );
+        let reason = letter
+            .headers
+            .as_ref()
+            .unwrap()
+            .get("Claimlint-Error")
+            .unwrap()
+            .as_str();
+        assert!(!reason.is_empty(), "{kind}: a reason");
+        assert_eq!(
+            letter
+                .headers
+                .as_ref()
+                .unwrap()
+                .get("Content-Type")
+                .unwrap()
+                .as_str(),
+            headers.get("Content-Type").unwrap().as_str()
+        );
+    }
+    let (status, body) = http_get(claimlint.http_addr, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, metrics) = http_get(claimlint.http_addr, "/metrics").await;
+    assert!(
+        metrics.contains("claimlint_dead_letters_total 30"),
+        "{metrics}"
+    );
+    consumer_drained(&js).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_down_at_start_then_up_processes_the_backlog() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let claimlint = start_claimlint(&url, &[]);
+    let (status, _) = http_get(claimlint.http_addr, "/readyz").await;
+    assert_eq!(status, 503, "not ready without NATS");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", claimlint.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+    );
+
+    let _nats = NatsServer::start_with(port, &[]);
+    let js = connect(&url).await;
+    publish(&js, (0..200).map(encounter)).await;
+    wait_for_outcomes(&js, 200, Duration::from_secs(60)).await;
+    assert_exactly_once(&js, 0..200).await;
+    let (status, _) = http_get(claimlint.http_addr, "/readyz").await;
+    assert_eq!(status, 200);
+}
