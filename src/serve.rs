@@ -180,7 +180,7 @@ async fn run_nats(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut delay = std::time::Duration::from_millis(200);
-    let (consumer, services) = loop {
+    let setup = loop {
         match crate::nats::ensure(&client, &args).await {
             Ok(ready) => break ready,
             Err(error) => {
@@ -193,6 +193,12 @@ async fn run_nats(
             }
         }
     };
+    let crate::nats::Setup {
+        consumer,
+        services,
+        exhausted,
+        encounters,
+    } = setup;
     let pipeline = Arc::new(crate::nats::Pipeline::new(app.clone(), client, services));
     app.set_pipeline(pipeline.clone());
     if app.is_ready() {
@@ -212,7 +218,15 @@ async fn run_nats(
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
+    let exhausted = tokio::spawn(crate::nats::run_exhausted(
+        app.clone(),
+        pipeline.clone(),
+        exhausted,
+        encounters,
+        stop.clone(),
+    ));
     crate::nats::run_consumer(app, pipeline, consumer, args, stop).await;
+    let _ = exhausted.await;
     gauge.abort();
 }
 

@@ -629,3 +629,92 @@ async fn nats_down_at_start_then_up_processes_the_backlog() {
     let (status, _) = http_get(claimlint.http_addr, "/readyz").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_pulling_finishes_in_flight_and_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    const COUNT: usize = 3_000;
+    let nats = NatsServer::start();
+    let mut first = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    publish(&js, (0..COUNT).map(encounter)).await;
+    wait_until(Duration::from_secs(60), || async {
+        stream_count(&js, "CLAIMS").await >= 500
+    })
+    .await;
+    first.sigterm();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = first.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "exits within the grace period (5 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let _second = start_claimlint(&nats.url(), &[]);
+    wait_for_outcomes(&js, COUNT as u64, Duration::from_secs(120)).await;
+    assert_exactly_once(&js, 0..COUNT).await;
+}
+
+/// A message whose deliveries run out while no claimlint is alive to see it fail is still
+/// dead-lettered: the max-deliveries advisory is kept in a stream and handled on start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_reaches_max_deliver_is_dead_lettered() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let flags = [
+        "--nats-url",
+        &nats.url(),
+        "--nats-max-deliver",
+        "1",
+        "--nats-ack-wait",
+        "1s",
+        "--nats-duplicate-window",
+        "10s",
+    ];
+    let mut first = ClaimlintProcess::start(&flags);
+    let js = connect(&nats.url()).await;
+    wait_until(Duration::from_secs(30), || async {
+        js.get_stream("ENCOUNTERS_EXHAUSTED").await.is_ok()
+    })
+    .await;
+    first.kill9();
+    publish(&js, vec![encounter(5)]).await;
+
+    // A consumer that crashes holding the message: it takes it and never acknowledges.
+    let stream = js.get_stream("ENCOUNTERS").await.unwrap();
+    let held: consumer::PullConsumer = stream.get_consumer("claimlint").await.unwrap();
+    let mut batch = held.fetch().max_messages(1).messages().await.unwrap();
+    let taken = batch.next().await.unwrap().unwrap();
+    assert_eq!(taken.info().unwrap().delivered, 1);
+    wait_until(Duration::from_secs(30), || async {
+        stream_count(&js, "ENCOUNTERS_EXHAUSTED").await == 1
+    })
+    .await;
+
+    let _second = ClaimlintProcess::start(&flags);
+    wait_until(Duration::from_secs(30), || async {
+        stream_count(&js, "ENCOUNTERS_DEAD").await == 1
+    })
+    .await;
+    let dead = read_stream(&js, "ENCOUNTERS_DEAD").await;
+    let error = dead[0]
+        .headers
+        .as_ref()
+        .unwrap()
+        .get("Claimlint-Error")
+        .unwrap()
+        .as_str()
+        .to_owned();
+    assert!(error.contains("max_deliver"), "{error}");
+    let original: pb::Encounter = serde_json::from_slice(&dead[0].payload).unwrap();
+    assert_eq!(original.encounter_id, "e-5");
+    wait_until(Duration::from_secs(10), || async {
+        stream_count(&js, "ENCOUNTERS").await == 0
+    })
+    .await;
+}

@@ -24,8 +24,9 @@ pub async fn run_consumer(
 ) {
     let limit = Arc::new(Semaphore::new(args.concurrency));
     let mut tasks = JoinSet::new();
+    let mut current = None;
     'pulling: while !*stop.borrow() {
-        let mut messages = match consumer
+        let messages = match consumer
             .stream()
             .max_messages_per_batch(args.batch)
             .heartbeat(Duration::from_secs(5))
@@ -42,6 +43,7 @@ pub async fn run_consumer(
                 }
             }
         };
+        let messages = current.insert(messages);
         loop {
             // Wait for a processing slot before taking a message, so nothing is held unacked
             // without being worked on.
@@ -71,7 +73,10 @@ pub async fn run_consumer(
             while tasks.try_join_next().is_some() {}
         }
     }
-    // Stop pulling (the stream is dropped); finish what was taken.
+    // Stop pulling. Messages the server sent ahead but no task took are neither acked nor
+    // naked (a nak would be redelivered into this same pull): ack_wait hands them to another
+    // instance. Then finish what was taken.
+    drop(current);
     while tasks.join_next().await.is_some() {}
     if let Err(error) = pipeline.client.flush().await {
         tracing::warn!(%error, "flushing NATS at shutdown failed");
@@ -91,10 +96,29 @@ async fn handle(app: &App, pipeline: &Pipeline, message: Message, max_deliver: i
         Ok(encounter) => encounter,
         Err(reason) => return dead_letter(app, pipeline, message, stream_sequence, &reason).await,
     };
-    match pipeline
-        .judge_and_publish(&encounter, "nats", false, message.message.headers.as_ref())
-        .await
-    {
+    // A publish that JetStream does not acknowledge (a node lost, a leader being elected) is
+    // retried here with backoff, telling the server the message is in progress, so a short
+    // outage does not use up the message's deliveries.
+    let mut backoff = Duration::from_millis(250);
+    let mut attempt = 1;
+    let result = loop {
+        match pipeline
+            .judge_and_publish(&encounter, "nats", false, message.message.headers.as_ref())
+            .await
+        {
+            Ok(outcome) => break Ok(outcome),
+            Err(error @ super::NatsError::Encounter(_)) => break Err(error),
+            Err(error) if attempt >= PUBLISH_ATTEMPTS => break Err(error),
+            Err(error) => {
+                tracing::warn!(%error, encounter_id = %encounter.encounter_id, attempt, "publish not acknowledged; retrying");
+                let _ = message.ack_with(AckKind::Progress).await;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                attempt += 1;
+            }
+        }
+    };
+    match result {
         Ok(_) => {
             if let Err(error) = message.ack().await {
                 // The outcome is published; a redelivery republishes it and dedupe drops it.
@@ -108,11 +132,15 @@ async fn handle(app: &App, pipeline: &Pipeline, message: Message, max_deliver: i
         Err(error) => {
             tracing::warn!(%error, encounter_id = %encounter.encounter_id, delivered, "processing failed; will be redelivered");
             let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
                 .await;
         }
     }
 }
+
+/// Publish attempts per delivery (about 15 s with the backoff) before the message is handed
+/// back for redelivery.
+const PUBLISH_ATTEMPTS: u32 = 10;
 
 /// Publishes the original bytes and headers plus `Claimlint-Error` to the dead-letter
 /// subject, waits for JetStream, then terminates the input message.
@@ -123,18 +151,15 @@ async fn dead_letter(
     stream_sequence: u64,
     reason: &str,
 ) {
-    let mut headers = message.message.headers.clone().unwrap_or_default();
-    // The dead letter dedupes on the input's position, so a redelivery does not repeat it.
-    headers.insert("Nats-Msg-Id", format!("dead:{stream_sequence}").as_str());
-    headers.insert(ERROR_HEADER, reason.replace(['\r', '\n'], " ").as_str());
-    let published = match pipeline
-        .jetstream
-        .publish_with_headers(DEAD_SUBJECT, headers, message.message.payload.clone())
-        .await
-    {
-        Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
+    let headers = message.message.headers.clone().unwrap_or_default();
+    let published = publish_dead(
+        pipeline,
+        headers,
+        message.message.payload.clone(),
+        stream_sequence,
+        reason,
+    )
+    .await;
     match published {
         Ok(()) => {
             app.metrics.dead_letters.inc();
@@ -150,4 +175,97 @@ async fn dead_letter(
                 .await;
         }
     }
+}
+
+/// Dead-letters the messages whose deliveries ran out (from the captured max-deliveries
+/// advisories): original bytes and headers, `Claimlint-Error`, then removed from the input.
+pub async fn run_exhausted(
+    app: Arc<App>,
+    pipeline: Arc<Pipeline>,
+    advisories: PullConsumer,
+    encounters: async_nats::jetstream::stream::Stream,
+    mut stop: watch::Receiver<bool>,
+) {
+    #[derive(serde::Deserialize)]
+    struct Advisory {
+        stream_seq: u64,
+        #[serde(default)]
+        deliveries: u64,
+    }
+    'pulling: while !*stop.borrow() {
+        let mut messages = match advisories.messages().await {
+            Ok(messages) => messages,
+            Err(_) => {
+                tokio::select! {
+                    _ = stop.changed() => break 'pulling,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue 'pulling,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                _ = stop.changed() => break 'pulling,
+                next = messages.next() => next,
+            };
+            let Some(Ok(advisory)) = next else { break };
+            let Ok(parsed) = serde_json::from_slice::<Advisory>(&advisory.message.payload) else {
+                let _ = advisory.ack_with(AckKind::Term).await;
+                continue;
+            };
+            let handled = match encounters.get_raw_message(parsed.stream_seq).await {
+                Ok(original) => {
+                    let reason = format!(
+                        "not processed after {} deliveries (max_deliver reached)",
+                        parsed.deliveries
+                    );
+                    let dead = publish_dead(
+                        pipeline.as_ref(),
+                        original.headers.clone(),
+                        original.payload.clone(),
+                        parsed.stream_seq,
+                        &reason,
+                    )
+                    .await;
+                    match dead {
+                        Ok(()) => {
+                            app.metrics.dead_letters.inc();
+                            tracing::warn!(stream_sequence = parsed.stream_seq, error = %reason, "dead-lettered a message");
+                            let _ = encounters.delete_message(parsed.stream_seq).await;
+                            true
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "dead-letter publish failed; retrying later");
+                            false
+                        }
+                    }
+                }
+                // Already gone (acknowledged late, or removed): nothing to do.
+                Err(_) => true,
+            };
+            let kind = if handled {
+                AckKind::Ack
+            } else {
+                AckKind::Nak(Some(Duration::from_secs(1)))
+            };
+            let _ = advisory.ack_with(kind).await;
+        }
+    }
+}
+
+async fn publish_dead(
+    pipeline: &Pipeline,
+    mut headers: async_nats::HeaderMap,
+    payload: bytes::Bytes,
+    stream_sequence: u64,
+    reason: &str,
+) -> Result<(), String> {
+    // The dead letter dedupes on the input's position, so a redelivery does not repeat it.
+    headers.insert("Nats-Msg-Id", format!("dead:{stream_sequence}").as_str());
+    headers.insert(ERROR_HEADER, reason.replace(['\r', '\n'], " ").as_str());
+    let ack = pipeline
+        .jetstream
+        .publish_with_headers(DEAD_SUBJECT, headers, payload)
+        .await
+        .map_err(|e| e.to_string())?;
+    ack.await.map(|_| ()).map_err(|e| e.to_string())
 }

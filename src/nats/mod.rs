@@ -18,8 +18,8 @@ use crate::core::PriorService;
 use crate::proto::v1 as pb;
 use crate::wire::{self, EncounterError};
 
-pub use consumer::run_consumer;
-pub use setup::{connect, ensure, server_addrs};
+pub use consumer::{run_consumer, run_exhausted};
+pub use setup::{Setup, connect, ensure, server_addrs};
 
 pub const INPUT_SUBJECT: &str = "encounters.submitted";
 pub const VALIDATED_SUBJECT: &str = "claims.validated";

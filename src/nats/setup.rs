@@ -53,11 +53,27 @@ fn setup_error(what: &str) -> impl Fn(String) -> NatsError + '_ {
     }
 }
 
-/// Creates (or binds to) the three streams, the durable pull consumer and the bucket.
-pub async fn ensure(
-    client: &async_nats::Client,
-    args: &NatsArgs,
-) -> Result<(consumer::PullConsumer, kv::Store), NatsError> {
+/// What `ensure` sets up.
+pub struct Setup {
+    pub consumer: consumer::PullConsumer,
+    pub services: kv::Store,
+    /// Durable consumer of the captured max-deliveries advisories of the input consumer.
+    pub exhausted: consumer::PullConsumer,
+    pub encounters: stream::Stream,
+}
+
+/// The advisory JetStream sends when a message of the input consumer used up its deliveries.
+pub fn max_deliveries_subject(args: &NatsArgs) -> String {
+    format!(
+        "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
+        args.encounters_stream, args.consumer
+    )
+}
+
+/// Creates (or binds to) the three streams, the durable pull consumer, the bucket, and a
+/// stream that keeps the max-deliveries advisories (so a message whose deliveries ran out
+/// while no instance was alive is still dead-lettered).
+pub async fn ensure(client: &async_nats::Client, args: &NatsArgs) -> Result<Setup, NatsError> {
     let js = jetstream::new(client.clone());
     // The input stream is a work queue: a message leaves it once claimlint has acknowledged it.
     let encounters = js
@@ -122,5 +138,35 @@ pub async fn ensure(
             .await
             .map_err(|e| setup_error(&args.services_bucket)(e.to_string()))?,
     };
-    Ok((consumer, services))
+    let advisories_name = format!("{}_EXHAUSTED", args.encounters_stream);
+    let advisories = js
+        .get_or_create_stream(stream::Config {
+            name: advisories_name.clone(),
+            subjects: vec![max_deliveries_subject(args)],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: stream::StorageType::File,
+            num_replicas: args.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| setup_error(&advisories_name)(e.to_string()))?;
+    let exhausted: consumer::PullConsumer = advisories
+        .get_or_create_consumer(
+            &args.consumer,
+            consumer::pull::Config {
+                durable_name: Some(args.consumer.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: args.ack_wait,
+                num_replicas: args.replicas,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| setup_error(&advisories_name)(e.to_string()))?;
+    Ok(Setup {
+        consumer,
+        services,
+        exhausted,
+        encounters,
+    })
 }
