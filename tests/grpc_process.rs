@@ -2,55 +2,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use claimlint::proto::v1 as pb;
 use claimlint::proto::v1::claim_validator_client::ClaimValidatorClient;
 use support::*;
-
-/// `claimlint serve` on free ports; returns the child and its gRPC address (read from its log).
-fn serve_process(extra: &[&str]) -> (Child, std::net::SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_claimlint"))
-        .args([
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .env("CLAIMLINT_LOG_FORMAT", "json")
-        .env_remove("CLAIMLINT_RULES_DIR")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("claimlint serve starts");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("a log line before exit")
-            .expect("read log");
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if value["message"] == "claimlint serving" {
-            break value["grpc_addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let started = Instant::now();
@@ -65,8 +22,9 @@ fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::E
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_calls_in_flight_and_exits_within_the_grace_period() {
-    let (mut child, addr) =
-        serve_process(&["--shutdown-drain-delay", "500ms", "--shutdown-grace", "3s"]);
+    let mut process =
+        ClaimlintProcess::start(&["--shutdown-drain-delay", "500ms", "--shutdown-grace", "3s"]);
+    let addr = process.grpc_addr;
     let mut client = ClaimValidatorClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -101,7 +59,7 @@ async fn sigterm_answers_calls_in_flight_and_exits_within_the_grace_period() {
         assert_eq!(outcome.encounter_id, format!("inflight-{i}"));
     }
     let signalled = Instant::now();
-    sigterm(&child);
+    process.sigterm();
     for i in 5..10 {
         sender.send(request(i)).await.unwrap();
     }
@@ -134,7 +92,7 @@ async fn sigterm_answers_calls_in_flight_and_exits_within_the_grace_period() {
     );
 
     // The stuck stream does not hold the process past drain delay + grace (0.5 s + 3 s).
-    let status = wait_with_limit(&mut child, Duration::from_secs(6))
+    let status = wait_with_limit(&mut process.child, Duration::from_secs(6))
         .expect("exited within the grace period");
     assert!(status.success(), "{status:?}");
     assert!(signalled.elapsed() < Duration::from_secs(6));
@@ -142,7 +100,8 @@ async fn sigterm_answers_calls_in_flight_and_exits_within_the_grace_period() {
 
 #[test]
 fn submit_prints_the_same_verdicts_as_validate() {
-    let (mut child, addr) = serve_process(&[]);
+    let mut process = ClaimlintProcess::start(&[]);
+    let addr = process.grpc_addr;
     let files: Vec<String> = example_files()
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
@@ -203,8 +162,8 @@ fn submit_prints_the_same_verdicts_as_validate() {
         "{}",
         stdout(&text)
     );
-    sigterm(&child);
-    wait_with_limit(&mut child, Duration::from_secs(30)).expect("exits");
+    process.sigterm();
+    wait_with_limit(&mut process.child, Duration::from_secs(30)).expect("exits");
     let down = claimlint()
         .args([
             "submit",

@@ -26,18 +26,13 @@ pub fn seed_visit() -> Encounter {
     Encounter::try_from(&wire[0]).expect("example converts")
 }
 
-/// The shipped rule data with one file replaced.
+/// The shipped rule data with one file replaced (or added).
 pub fn rules_with(path: &str, contents: &str) -> RuleSet {
-    let files: Vec<(String, Vec<u8>)> = crate::rules_source::embedded_files()
-        .map(|(name, bytes)| {
-            let bytes = if name == path {
-                contents.as_bytes().to_vec()
-            } else {
-                bytes.to_vec()
-            };
-            (name.to_owned(), bytes)
-        })
+    let mut files: Vec<(String, Vec<u8>)> = crate::rules_source::embedded_files()
+        .filter(|(name, _)| *name != path)
+        .map(|(name, bytes)| (name.to_owned(), bytes.to_vec()))
         .collect();
+    files.push((path.to_owned(), contents.as_bytes().to_vec()));
     RuleSet::from_files(
         files
             .iter()
@@ -48,16 +43,7 @@ pub fn rules_with(path: &str, contents: &str) -> RuleSet {
 
 /// The shipped rule data with one more file.
 pub fn rules_with_extra(path: &str, contents: &str) -> RuleSet {
-    let mut files: Vec<(String, Vec<u8>)> = crate::rules_source::embedded_files()
-        .map(|(name, bytes)| (name.to_owned(), bytes.to_vec()))
-        .collect();
-    files.push((path.to_owned(), contents.as_bytes().to_vec()));
-    RuleSet::from_files(
-        files
-            .iter()
-            .map(|(path, bytes)| super::data::RuleFile { path, bytes }),
-    )
-    .expect("rule data loads")
+    rules_with(path, contents)
 }
 
 pub fn reasons_for(encounter: &Encounter) -> Vec<Reason> {

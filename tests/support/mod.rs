@@ -269,16 +269,19 @@ pub struct ClaimlintProcess {
 impl ClaimlintProcess {
     pub fn start(extra: &[&str]) -> ClaimlintProcess {
         use std::io::{BufRead, BufReader};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_claimlint"))
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--shutdown-drain-delay",
-                "0s",
-            ])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_claimlint"));
+        command.args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ]);
+        // A quick drain unless the test sets its own.
+        if !extra.contains(&"--shutdown-drain-delay") {
+            command.args(["--shutdown-drain-delay", "0s"]);
+        }
+        let mut child = command
             .args(extra)
             .env("CLAIMLINT_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")

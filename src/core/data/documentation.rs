@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::RuleDataError;
-use super::meta::{Meta, TableVersion, parse_toml};
+use super::meta::{Meta, TableVersion, parse_toml, require_source};
 use crate::core::types::{MeasureKind, Technique};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -148,26 +148,18 @@ impl DocumentationRules {
     ) -> Result<DocumentationRules, RuleDataError> {
         let raw: DocumentationFile = parse_toml(file, text)?;
         raw.meta.record(file, "documentation", tables)?;
-        let need = |what: &str, source: &str| {
-            if source.trim().is_empty() {
-                Err(RuleDataError::invalid(
-                    file,
-                    format!("{what} needs a source"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        need(
+        require_source(
+            file,
             "plan_of_care.certification_period",
             &raw.plan_of_care.certification_period_source,
         )?;
-        need(
+        require_source(
+            file,
             "plan_of_care.certification_due",
             &raw.plan_of_care.certification_due_source,
         )?;
-        need("progress_report", &raw.progress_report.source)?;
-        need("body_region", &raw.body_region.source)?;
+        require_source(file, "progress_report", &raw.progress_report.source)?;
+        require_source(file, "body_region", &raw.body_region.source)?;
         let mut scales = Vec::new();
         for scale in raw.measure_scale {
             let kind = MeasureKind::parse(&scale.kind).ok_or_else(|| {
@@ -176,7 +168,11 @@ impl DocumentationRules {
                     format!("measure_scale: `{}` is not a measure kind", scale.kind),
                 )
             })?;
-            need(&format!("measure_scale {}", scale.kind), &scale.source)?;
+            require_source(
+                file,
+                &format!("measure_scale {}", scale.kind),
+                &scale.source,
+            )?;
             if !matches!(
                 scale.min.partial_cmp(&scale.max),
                 Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
@@ -195,7 +191,11 @@ impl DocumentationRules {
         }
         let mut technique_codes = Vec::new();
         for entry in raw.technique_code {
-            need(&format!("technique_code {}", entry.code), &entry.source)?;
+            require_source(
+                file,
+                &format!("technique_code {}", entry.code),
+                &entry.source,
+            )?;
             let techniques = entry
                 .techniques
                 .iter()

@@ -65,3 +65,15 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
         source: Box::new(source),
     })
 }
+
+/// Refuses a datum without a source: no number ships without one.
+pub(crate) fn require_source(file: &str, what: &str, source: &str) -> Result<(), RuleDataError> {
+    if source.trim().is_empty() {
+        Err(RuleDataError::invalid(
+            file,
+            format!("{what} needs a source"),
+        ))
+    } else {
+        Ok(())
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::meta::{Meta, TableVersion, parse_toml};
+use super::meta::{Meta, TableVersion, parse_toml, require_source};
 use super::{RuleDataError, parse_date};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,18 +79,8 @@ impl TherapyRules {
     ) -> Result<TherapyRules, RuleDataError> {
         let raw: TherapyFile = parse_toml(file, text)?;
         raw.meta.record(file, "therapy", tables)?;
-        let sourced = |what: &str, source: &str| {
-            if source.trim().is_empty() {
-                Err(RuleDataError::invalid(
-                    file,
-                    format!("{what} needs a source"),
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        sourced("assistant", &raw.assistant.source)?;
-        sourced("medical_review", &raw.medical_review.source)?;
+        require_source(file, "assistant", &raw.assistant.source)?;
+        require_source(file, "medical_review", &raw.medical_review.source)?;
         if raw.assistant.de_minimis_percent > 100 {
             return Err(RuleDataError::invalid(
                 file,
@@ -99,7 +89,7 @@ impl TherapyRules {
         }
         let mut kx = BTreeMap::new();
         for entry in raw.kx_threshold {
-            sourced(&format!("kx_threshold {}", entry.year), &entry.source)?;
+            require_source(file, &format!("kx_threshold {}", entry.year), &entry.source)?;
             if entry.pt_slp_cents <= 0 || entry.ot_cents <= 0 {
                 return Err(RuleDataError::invalid(
                     file,
