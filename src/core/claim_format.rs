@@ -340,12 +340,12 @@ fn check_modifiers(visit: &Visit<'_>, index: usize, line: &ServiceLine, out: &mu
         );
     }
     for (position, modifier) in line.modifiers.iter().enumerate() {
-        let field = format!("service_lines[{index}].modifiers[{position}]");
+        let field = || format!("service_lines[{index}].modifiers[{position}]");
         if !is_well_formed_modifier(modifier) {
             out.push(
                 Finding::new(
                     ReasonCode::ModifierInvalid,
-                    field,
+                    field(),
                     "A modifier is two letters or digits.",
                 )
                 .expected("2 characters, e.g. GP or 59")
@@ -356,7 +356,7 @@ fn check_modifiers(visit: &Visit<'_>, index: usize, line: &ServiceLine, out: &mu
             out.push(
                 Finding::new(
                     ReasonCode::ModifierInvalid,
-                    field,
+                    field(),
                     format!("Modifier {modifier} appears twice on the line."),
                 )
                 .expected("each modifier once")
@@ -365,7 +365,7 @@ fn check_modifiers(visit: &Visit<'_>, index: usize, line: &ServiceLine, out: &mu
             );
         } else if !visit.rules.modifiers().is_known(modifier) {
             out.push(
-                Finding::new(ReasonCode::ModifierInvalid, field, format!("Modifier {modifier} is not one claimlint knows for therapy claims."))
+                Finding::new(ReasonCode::ModifierInvalid, field(), format!("Modifier {modifier} is not one claimlint knows for therapy claims."))
                     .expected("a modifier from rules/modifiers.toml, e.g. GP, GO, CQ, KX, 59, XS")
                     .actual(modifier.as_str())
                     .remedy("Correct the modifier, or add it to rules/modifiers.toml with its source if the payer accepts it."),

@@ -44,12 +44,12 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
     }
 
     for (index, raw) in encounter.diagnosis_codes.iter().enumerate() {
-        let field = format!("diagnosis_codes[{index}]");
+        let field = || format!("diagnosis_codes[{index}]");
         if index >= MAX_DIAGNOSES {
             out.push(
                 Finding::new(
                     ReasonCode::DiagnosisCodeInvalid,
-                    field,
+                    field(),
                     "A claim carries at most 12 diagnosis codes.",
                 )
                 .expected(format!("at most {MAX_DIAGNOSES} codes"))
@@ -60,7 +60,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
         }
         if raw.is_empty() {
             out.push(
-                Finding::new(ReasonCode::RequiredFieldMissing, field, "A diagnosis code is empty.")
+                Finding::new(ReasonCode::RequiredFieldMissing, field(), "A diagnosis code is empty.")
                     .expected("an ICD-10-CM code")
                     .remedy("Remove the empty entry or fill in the code; pointers count positions, so check them after."),
             );
@@ -70,7 +70,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
             out.push(
                 Finding::new(
                     ReasonCode::DiagnosisCodeInvalid,
-                    field,
+                    field(),
                     "The diagnosis code is not a well-formed ICD-10-CM code.",
                 )
                 .expected("a letter, a digit, a letter or digit, then up to 4 more (dot after the third), e.g. M54.50")
@@ -84,7 +84,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
             Icd10Lookup::Header => out.push(
                 Finding::new(
                     ReasonCode::DiagnosisCodeNotBillable,
-                    field,
+                    field(),
                     format!("{raw} is a category code; ICD-10-CM requires the full number of characters."),
                 )
                 .expected("a billable (leaf) code under this category")
@@ -94,7 +94,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
             Icd10Lookup::NotInSet => out.push(
                 Finding::new(
                     ReasonCode::DiagnosisCodeInvalid,
-                    field,
+                    field(),
                     format!("{raw} is not in the ICD-10-CM code set for FY{}.", set.fiscal_year()),
                 )
                 .expected(format!("a code of ICD-10-CM FY{}", set.fiscal_year()))
@@ -106,12 +106,12 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
 
     let diagnosis_count = encounter.diagnosis_codes.len().min(MAX_DIAGNOSES);
     for (index, line) in encounter.service_lines.iter().enumerate() {
-        let field = format!("service_lines[{index}].diagnosis_pointers");
+        let field = || format!("service_lines[{index}].diagnosis_pointers");
         if line.diagnosis_pointers.is_empty() {
             out.push(
                 Finding::new(
                     ReasonCode::DiagnosisPointerInvalid,
-                    field,
+                    field(),
                     format!("The {} line points to no diagnosis.", display_code(&line.procedure_code)),
                 )
                 .expected("1 to 4 pointers into diagnosis_codes")
@@ -124,7 +124,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
             out.push(
                 Finding::new(
                     ReasonCode::DiagnosisPointerInvalid,
-                    field.clone(),
+                    field(),
                     "A claim line carries at most four diagnosis pointers.",
                 )
                 .expected(format!("at most {MAX_POINTERS}"))
@@ -133,13 +133,13 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
             );
         }
         for (position, &pointer) in line.diagnosis_pointers.iter().enumerate() {
-            let pointer_field = format!("{field}[{position}]");
+            let pointer_field = || format!("{}[{position}]", field());
             let out_of_range = pointer == 0 || pointer as usize > diagnosis_count;
             if out_of_range {
                 out.push(
                     Finding::new(
                         ReasonCode::DiagnosisPointerInvalid,
-                        pointer_field,
+                        pointer_field(),
                         "The diagnosis pointer does not point to a diagnosis code of the claim.",
                     )
                     .expected(format!("1 to {diagnosis_count}"))
@@ -150,7 +150,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
                 out.push(
                     Finding::new(
                         ReasonCode::DiagnosisPointerInvalid,
-                        pointer_field,
+                        pointer_field(),
                         format!("Pointer {pointer} appears twice on the line."),
                     )
                     .expected("each pointer once")

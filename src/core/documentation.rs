@@ -71,8 +71,8 @@ fn check_diagnosis_support(
     if pointed.is_empty() {
         return;
     }
-    let field = format!("service_lines[{index}].diagnosis_pointers");
-    let listed = pointed.join(", ");
+    let field = || format!("service_lines[{index}].diagnosis_pointers");
+    let listed = || pointed.join(", ");
     // A payer's own list of supporting diagnoses, where it has one, decides.
     if let Some(policy) = visit
         .profile
@@ -85,9 +85,9 @@ fn check_diagnosis_support(
             .any(|diagnosis| matches_prefix(diagnosis, policy))
         {
             out.push(
-                Finding::new(ReasonCode::DiagnosisNotSupporting, field, format!("None of the diagnoses this {code} line points to ({listed}) is on the payer's list of diagnoses that support {code}."))
+                Finding::new(ReasonCode::DiagnosisNotSupporting, field(), format!("None of the diagnoses this {code} line points to ({}) is on the payer's list of diagnoses that support {code}.", listed()))
                     .expected(format!("a diagnosis starting with one of {}", policy.diagnosis_prefixes.join(", ")))
-                    .actual(listed)
+                    .actual(listed())
                     .remedy(format!("Point the {code} line to the documented condition it treats, if it is on the payer's list; otherwise the payer will not cover {code}."))
                     .source(policy.source.clone()),
             );
@@ -105,9 +105,9 @@ fn check_diagnosis_support(
             .all(|diagnosis| matches_prefix(diagnosis, policy))
         {
             out.push(
-                Finding::new(ReasonCode::DiagnosisNotSupporting, field.clone(), format!("Every diagnosis this {code} line points to ({listed}) is a wellness, screening, counselling or stress code that cannot support {code} on its own."))
+                Finding::new(ReasonCode::DiagnosisNotSupporting, field(), format!("Every diagnosis this {code} line points to ({}) is a wellness, screening, counselling or stress code that cannot support {code} on its own.", listed()))
                     .expected(format!("a diagnosis of the condition {code} treats (e.g. muscle spasm, contracture, pain with loss of motion)"))
-                    .actual(listed.clone())
+                    .actual(listed())
                     .remedy(format!("Point the {code} line to the diagnosed condition that makes skilled treatment necessary; massage for relaxation or wellness is not billable."))
                     .source(policy.source.clone()),
             );

@@ -81,23 +81,23 @@ fn check_therapy_modifier(
         .filter(|m| line.has_modifier(m))
         .collect();
     let expected = expected_therapy_modifier(discipline);
-    let field = format!("service_lines[{index}].modifiers");
+    let field = || format!("service_lines[{index}].modifiers");
     let code = &line.procedure_code;
     match (present.as_slice(), expected) {
         ([], _) => out.push(
-            Finding::new(ReasonCode::TherapyModifierMissing, field, format!("{code} is an always-therapy code and needs the modifier of the plan of care it was furnished under."))
+            Finding::new(ReasonCode::TherapyModifierMissing, field(), format!("{code} is an always-therapy code and needs the modifier of the plan of care it was furnished under."))
                 .expected(expected.unwrap_or("GP, GO or GN"))
                 .actual("none")
                 .remedy(format!("Append {} to {code}.", expected.unwrap_or("GP (PT), GO (OT) or GN (SLP)"))),
         ),
         ([_, _, ..], _) => out.push(
-            Finding::new(ReasonCode::TherapyModifierMismatch, field, format!("{code} carries more than one of GP/GO/GN; a line belongs to one plan of care."))
+            Finding::new(ReasonCode::TherapyModifierMismatch, field(), format!("{code} carries more than one of GP/GO/GN; a line belongs to one plan of care."))
                 .expected(expected.unwrap_or("one of GP, GO, GN"))
                 .actual(present.join(","))
                 .remedy("Keep the modifier of the discipline whose plan of care the service was furnished under."),
         ),
         ([one], Some(expected)) if *one != expected => out.push(
-            Finding::new(ReasonCode::TherapyModifierMismatch, field, format!("{code} carries {one}, but the rendering discipline bills under {expected}."))
+            Finding::new(ReasonCode::TherapyModifierMismatch, field(), format!("{code} carries {one}, but the rendering discipline bills under {expected}."))
                 .expected(expected)
                 .actual(*one)
                 .remedy(format!("Replace {one} with {expected}, or correct the rendering provider's discipline.")),
@@ -127,7 +127,7 @@ fn check_assistant(
             Some(Discipline::OccupationalTherapist | Discipline::OccupationalTherapyAssistant)
         );
     let expected = if occupational { "CO" } else { "CQ" };
-    let field = format!("service_lines[{index}].modifiers");
+    let field = || format!("service_lines[{index}].modifiers");
     let code = &line.procedure_code;
     let share_over = u64::from(line.assistant_minutes) * 100
         > u64::from(line.minutes) * u64::from(therapy.assistant_de_minimis_percent);
@@ -142,7 +142,7 @@ fn check_assistant(
             )
         };
         out.push(
-            Finding::new(ReasonCode::AssistantModifierMissing, field.clone(), format!("{code} needs {expected}: {why}."))
+            Finding::new(ReasonCode::AssistantModifierMissing, field(), format!("{code} needs {expected}: {why}."))
                 .expected(expected)
                 .actual(if line.modifiers.is_empty() { "none".to_owned() } else { line.modifiers.join(",") })
                 .remedy(format!("Append {expected} to {code} (payment is 85% of the fee schedule for assistant services)."))
@@ -162,7 +162,7 @@ fn check_assistant(
     };
     if let Some(why) = mismatch {
         out.push(
-            Finding::new(ReasonCode::AssistantModifierMismatch, field, format!("The assistant modifier on {code} does not fit: {why}."))
+            Finding::new(ReasonCode::AssistantModifierMismatch, field(), format!("The assistant modifier on {code} does not fit: {why}."))
                 .expected(format!("{expected} with {}", if occupational { "GO" } else { "GP" }))
                 .actual(line.modifiers.join(","))
                 .remedy("Use CQ with GP for a PTA, CO with GO for an OTA, and only when the assistant furnished more than 10% of the service.")
@@ -236,17 +236,19 @@ fn check_thresholds(visit: &Visit<'_>, discipline: Option<Discipline>, out: &mut
                 .remedy("Add the year's KX threshold to therapy.toml with its CMS source."),
             );
         }
-        let basis = format!(
-            "{} year to date plus {} on this claim = {} for {group}",
-            money(year_to_date),
-            money(claim_cents),
-            money(total)
-        );
+        let basis = || {
+            format!(
+                "{} year to date plus {} on this claim = {} for {group}",
+                money(year_to_date),
+                money(claim_cents),
+                money(total)
+            )
+        };
         for (index, line) in &lines {
-            let field = format!("service_lines[{index}].modifiers");
+            let field = || format!("service_lines[{index}].modifiers");
             if total > threshold && !line.has_modifier("KX") {
                 out.push(
-                    Finding::new(ReasonCode::KxModifierRequired, field, format!("{basis}, above the {} KX threshold of {}.", selection.threshold.year, money(threshold)))
+                    Finding::new(ReasonCode::KxModifierRequired, field(), format!("{}, above the {} KX threshold of {}.", basis(), selection.threshold.year, money(threshold)))
                         .expected("KX")
                         .actual(line.modifiers.join(","))
                         .remedy(format!("Append KX to {} if the record documents that therapy above the threshold is medically necessary; without KX Medicare denies the line.", line.procedure_code))
@@ -254,7 +256,7 @@ fn check_thresholds(visit: &Visit<'_>, discipline: Option<Discipline>, out: &mut
                 );
             } else if total <= threshold && line.has_modifier("KX") {
                 out.push(
-                    Finding::new(ReasonCode::KxModifierUnsupported, field, format!("{basis}, not above the {} KX threshold of {}.", selection.threshold.year, money(threshold)))
+                    Finding::new(ReasonCode::KxModifierUnsupported, field(), format!("{}, not above the {} KX threshold of {}.", basis(), selection.threshold.year, money(threshold)))
                         .expected("no KX")
                         .actual("KX")
                         .remedy(format!("Remove KX from {} unless year-to-date amounts from other providers bring the total above the threshold.", line.procedure_code))

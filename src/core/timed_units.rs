@@ -288,7 +288,8 @@ fn judge(
         .filter(|(p, _)| !under_eight.contains(p))
         .collect();
     let billed_judged = billed - under_eight.iter().map(|&p| codes[p].billed).sum::<u64>();
-    let basis = match method {
+    // Built only when there is a finding: a clean visit formats nothing.
+    let basis = || match method {
         UnitMethod::CmsTotalTime => {
             format!("{timed_minutes} timed minutes allow {allowed} unit(s) in all")
         }
@@ -296,7 +297,7 @@ fn judge(
             format!("rounding each code on its own allows {allowed} unit(s) in all")
         }
     };
-    let remedy = format!("Bill {}.", accepted_billing(codes));
+    let remedy = || format!("Bill {}.", accepted_billing(codes));
     let over: Vec<&(usize, &CodeAllocation)> =
         judged.iter().filter(|(_, c)| c.billed > c.max).collect();
     let exceed = |position: usize, code: &CodeAllocation| {
@@ -304,13 +305,16 @@ fn judge(
             ReasonCode::UnitsExceedTime,
             code_field(timed, line_code, position),
             format!(
-                "{} bills {} unit(s) for {} minutes; {basis} ({method_name} rule).",
-                code.code, code.billed, code.minutes
+                "{} bills {} unit(s) for {} minutes; {} ({method_name} rule).",
+                code.code,
+                code.billed,
+                code.minutes,
+                basis()
             ),
         )
         .expected(format!("at most {}", code.max))
         .actual(code.billed.to_string())
-        .remedy(remedy.clone())
+        .remedy(remedy())
     };
     if billed_judged > allowed {
         if over.is_empty() {
@@ -319,12 +323,13 @@ fn judge(
                     ReasonCode::UnitsExceedTime,
                     "service_lines",
                     format!(
-                        "The visit bills {billed_judged} timed units; {basis} ({method_name} rule)."
+                        "The visit bills {billed_judged} timed units; {} ({method_name} rule).",
+                        basis()
                     ),
                 )
                 .expected(allowed.to_string())
                 .actual(billed_judged.to_string())
-                .remedy(remedy.clone()),
+                .remedy(remedy()),
             );
         }
         for (position, code) in &over {
@@ -346,7 +351,7 @@ fn judge(
                     )
                     .expected(range)
                     .actual(code.billed.to_string())
-                    .remedy(remedy.clone()),
+                    .remedy(remedy()),
                 );
             }
         }
@@ -358,11 +363,11 @@ fn judge(
             Finding::new(
                 ReasonCode::UnitsBelowTime,
                 "service_lines",
-                format!("The visit bills {billed_judged} timed unit(s); {basis} ({method_name} rule): revenue is lost."),
+                format!("The visit bills {billed_judged} timed unit(s); {} ({method_name} rule): revenue is lost.", basis()),
             )
             .expected(allowed.to_string())
             .actual(billed_judged.to_string())
-            .remedy(remedy.clone()),
+            .remedy(remedy()),
         );
     }
     // Lines of one code share its units, but no line bills more 15-minute blocks than its own

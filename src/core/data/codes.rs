@@ -1,6 +1,6 @@
 //! Code tables: procedure codes (timed or service-based), modifiers, places of service.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use chrono::NaiveDate;
 use serde::Deserialize;
@@ -52,7 +52,7 @@ impl ProcedureTable {
     ) -> Result<ProcedureTable, RuleDataError> {
         let raw: ProceduresFile = parse_toml(file, text)?;
         raw.meta.record(file, "procedures", tables)?;
-        let mut codes = HashMap::new();
+        let mut codes = HashMap::default();
         for group in raw.group {
             let kind = match group.kind.as_str() {
                 "timed" => ProcedureKind::Timed,
@@ -163,7 +163,7 @@ impl ModifierTable {
     ) -> Result<ModifierTable, RuleDataError> {
         let raw: ModifiersFile = parse_toml(file, text)?;
         raw.meta.record(file, "modifiers", tables)?;
-        let mut known = HashSet::new();
+        let mut known = HashSet::default();
         for group in raw.group {
             if group.source.trim().is_empty() {
                 return Err(RuleDataError::invalid(file, "every group needs a source"));
@@ -231,7 +231,7 @@ impl PlaceOfServiceTable {
     ) -> Result<PlaceOfServiceTable, RuleDataError> {
         let raw: PlacesFile = parse_toml(file, text)?;
         raw.meta.record(file, "place_of_service", tables)?;
-        let mut codes = HashMap::new();
+        let mut codes = HashMap::default();
         for entry in raw.codes {
             let code = entry.code.trim().to_owned();
             if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_digit()) {

@@ -7,7 +7,7 @@
 //!   fixed columns (order number 1-5, code 7-13, billable flag 15, descriptions after), so a
 //!   deployment can drop in a new year. Fiscal year YYYY runs from (YYYY-1)-10-01 to YYYY-09-30.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use chrono::NaiveDate;
 
@@ -242,7 +242,7 @@ fn parse_compact(file: &str, text: &str) -> Result<(Icd10CodeSet, String), RuleD
     let mut effective_from = None;
     let mut effective_to = None;
     let mut source = None;
-    let mut codes = HashMap::with_capacity(text.len() / 8);
+    let mut codes = HashMap::with_capacity_and_hasher(text.len() / 8, Default::default());
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         if let Some(header) = line.strip_prefix('#') {
@@ -299,7 +299,7 @@ fn parse_order_file(
     text: &str,
 ) -> Result<(Icd10CodeSet, String), RuleDataError> {
     let (effective_from, effective_to) = fiscal_year_dates(file, year)?;
-    let mut codes = HashMap::with_capacity(text.len() / 100);
+    let mut codes = HashMap::with_capacity_and_hasher(text.len() / 100, Default::default());
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         if line.trim().is_empty() {

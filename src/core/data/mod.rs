@@ -98,6 +98,8 @@ pub struct RuleSet {
     ptp: PtpTable,
     mue: MueTable,
     tables: Vec<TableVersion>,
+    /// `ruleset_version` per ICD-10-CM fiscal year, built once (every outcome carries one).
+    outcome_versions: Vec<(u16, String)>,
 }
 
 const MANIFEST: &str = "manifest.toml";
@@ -187,8 +189,24 @@ impl RuleSet {
         let ptp = PtpTable::parse(&ncci_files, &mut tables)?;
         let mue = MueTable::parse(&mue_files, &mut tables)?;
 
+        let base_version = manifest.version.trim().to_owned();
+        let outcome_versions = icd10
+            .sets()
+            .iter()
+            .map(|set| {
+                let year = set.fiscal_year();
+                (
+                    year,
+                    format!(
+                        "{base_version}+icd10cm-fy{year}+{}",
+                        digest.get(..8).unwrap_or(&digest)
+                    ),
+                )
+            })
+            .collect();
         Ok(RuleSet {
-            base_version: manifest.version.trim().to_owned(),
+            base_version,
+            outcome_versions,
             digest,
             catalogue,
             profiles,
@@ -222,12 +240,11 @@ impl RuleSet {
 
     /// The version naming the data that decided one outcome.
     pub fn version_for(&self, code_set: &Icd10CodeSet) -> String {
-        format!(
-            "{}+icd10cm-fy{}+{}",
-            self.base_version,
-            code_set.fiscal_year(),
-            self.short_digest()
-        )
+        self.outcome_versions
+            .iter()
+            .find(|(year, _)| *year == code_set.fiscal_year())
+            .map(|(_, version)| version.clone())
+            .unwrap_or_default()
     }
 
     fn short_digest(&self) -> &str {
