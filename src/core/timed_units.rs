@@ -10,19 +10,15 @@
 use std::collections::BTreeSet;
 
 use super::Visit;
-use super::data::ProcedureKind;
+use super::data::{ProcedureKind, UnitTable};
 use super::outcome::{UnitLine, UnitSummary};
 use super::reason::{Finding, ReasonCode};
 use super::types::{ServiceLine, UnitMethod};
 
-/// Minutes per unit and the fewest minutes that earn one (CMS Pub 100-04 Ch.5 §20.2).
-const MINUTES_PER_UNIT: u64 = 15;
-const MINIMUM_MINUTES: u64 = 8;
-
-/// Units the 8-minute table gives `minutes` (billing-rules §1.1: `T >= 8 ? (T + 7) / 15 : 0`).
-pub fn units_for_minutes(minutes: u64) -> u64 {
-    if minutes >= MINIMUM_MINUTES {
-        (minutes + MINIMUM_MINUTES - 1) / MINUTES_PER_UNIT
+/// Units the table gives `minutes` (billing-rules §1.1 with 15 and 8: `T >= 8 ? (T + 7) / 15 : 0`).
+pub fn units_for_minutes(table: UnitTable, minutes: u64) -> u64 {
+    if minutes >= table.minimum_minutes {
+        (minutes + table.unit_minutes - table.minimum_minutes) / table.unit_minutes
     } else {
         0
     }
@@ -40,22 +36,22 @@ pub struct CodeAllocation {
 }
 
 /// The allowed total and each code's accepted range under `method`.
-pub fn allocate(method: UnitMethod, codes: &mut [CodeAllocation]) -> u64 {
+pub fn allocate(method: UnitMethod, table: UnitTable, codes: &mut [CodeAllocation]) -> u64 {
     match method {
         UnitMethod::AmaPerCode => codes.iter_mut().fold(0, |total, code| {
-            let units = units_for_minutes(code.minutes);
+            let units = units_for_minutes(table, code.minutes);
             code.min = units;
             code.max = units;
             total + units
         }),
         UnitMethod::CmsTotalTime => {
             let total_minutes: u64 = codes.iter().map(|c| c.minutes).sum();
-            let allowed = units_for_minutes(total_minutes);
-            let full_units: u64 = codes.iter().map(|c| c.minutes / MINUTES_PER_UNIT).sum();
+            let allowed = units_for_minutes(table, total_minutes);
+            let full_units: u64 = codes.iter().map(|c| c.minutes / table.unit_minutes).sum();
             let leftover = allowed.saturating_sub(full_units);
             let mut remainders: Vec<u64> = codes
                 .iter()
-                .map(|c| c.minutes % MINUTES_PER_UNIT)
+                .map(|c| c.minutes % table.unit_minutes)
                 .filter(|&r| r > 0)
                 .collect();
             remainders.sort_unstable_by(|a, b| b.cmp(a));
@@ -70,8 +66,8 @@ pub fn allocate(method: UnitMethod, codes: &mut [CodeAllocation]) -> u64 {
             let tied_must = u64::try_from(tied).unwrap_or(u64::MAX)
                 == leftover.saturating_sub(u64::try_from(above).unwrap_or(0));
             for code in codes.iter_mut() {
-                let full = code.minutes / MINUTES_PER_UNIT;
-                let remainder = code.minutes % MINUTES_PER_UNIT;
+                let full = code.minutes / table.unit_minutes;
+                let remainder = code.minutes % table.unit_minutes;
                 let (must, may) = match cutoff {
                     Some(cutoff) if remainder > cutoff => (1, 1),
                     Some(cutoff) if remainder == cutoff && tied_must => (1, 1),
@@ -159,7 +155,8 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) -> Option<UnitSummary> {
         line_code.push(position);
     }
     let method = visit.profile.unit_method;
-    let allowed = allocate(method, &mut codes);
+    let table = visit.rules.therapy().unit_table;
+    let allowed = allocate(method, table, &mut codes);
     let billed: u64 = codes.iter().map(|c| c.billed).sum();
 
     judge(
@@ -178,7 +175,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) -> Option<UnitSummary> {
         total_timed_minutes: clamp(timed_minutes),
         allowed_timed_units: clamp(allowed),
         billed_timed_units: clamp(billed),
-        lines: line_ranges(&timed, &line_code, &codes),
+        lines: line_ranges(table, &timed, &line_code, &codes),
     })
 }
 
@@ -241,6 +238,7 @@ fn judge(
     out: &mut Vec<Finding>,
 ) {
     let method = visit.profile.unit_method;
+    let table = visit.rules.therapy().unit_table;
     let method_name = match method {
         UnitMethod::CmsTotalTime => "CMS total-time",
         UnitMethod::AmaPerCode => "AMA per-code",
@@ -250,7 +248,7 @@ fn judge(
     for (position, code) in codes.iter().enumerate() {
         let nothing_allowed = match method {
             UnitMethod::CmsTotalTime => allowed == 0,
-            UnitMethod::AmaPerCode => code.minutes < MINIMUM_MINUTES,
+            UnitMethod::AmaPerCode => code.minutes < table.minimum_minutes,
         };
         if nothing_allowed && code.billed > 0 {
             under_eight.insert(position);
@@ -383,7 +381,7 @@ fn judge(
             continue;
         }
         for (index, line) in lines {
-            let ceiling = u64::from(line.minutes).div_ceil(MINUTES_PER_UNIT);
+            let ceiling = u64::from(line.minutes).div_ceil(table.unit_minutes);
             if u64::from(line.units) > ceiling {
                 out.push(
                     Finding::new(
@@ -408,6 +406,7 @@ fn judge(
 
 /// Each timed line's accepted range: its share of its code's range.
 fn line_ranges(
+    table: UnitTable,
     timed: &[(usize, &ServiceLine)],
     line_code: &[usize],
     codes: &[CodeAllocation],
@@ -419,7 +418,7 @@ fn line_ranges(
             let code = &codes[position];
             let ceiling = |l: &ServiceLine| {
                 u64::from(l.minutes)
-                    .div_ceil(MINUTES_PER_UNIT)
+                    .div_ceil(table.unit_minutes)
                     .min(code.max)
             };
             let others: u64 = timed
@@ -699,7 +698,7 @@ mod tests {
                 max: 0,
             })
             .collect();
-        let allowed = allocate(method, &mut codes);
+        let allowed = allocate(method, rules().therapy().unit_table, &mut codes);
         (allowed, codes)
     }
 
@@ -768,7 +767,13 @@ mod tests {
             let ama_lines: Vec<(&str, u32, u32)> = example
                 .minutes
                 .iter()
-                .map(|(c, m)| (*c, *m, units_for_minutes(u64::from(*m)) as u32))
+                .map(|(c, m)| {
+                    (
+                        *c,
+                        *m,
+                        units_for_minutes(rules().therapy().unit_table, u64::from(*m)) as u32,
+                    )
+                })
                 .collect();
             let outcome = run(PayerKind::Commercial, &ama_lines);
             assert!(
@@ -805,7 +810,11 @@ mod tests {
             (128, 9),
         ];
         for (minutes, units) in table {
-            assert_eq!(units_for_minutes(minutes), units, "{minutes} minutes");
+            assert_eq!(
+                units_for_minutes(rules().therapy().unit_table, minutes),
+                units,
+                "{minutes} minutes"
+            );
         }
     }
 
@@ -1047,7 +1056,7 @@ mod tests {
             }
             let m: Vec<u64> = lines.iter().map(|l| u64::from(l.1)).collect();
             let b: Vec<u64> = lines.iter().map(|l| u64::from(l.2)).collect();
-            let allowed = units_for_minutes(m.iter().sum());
+            let allowed = units_for_minutes(rules().therapy().unit_table, m.iter().sum());
             let billed: u64 = b.iter().sum();
             let has = |code: ReasonCode| found.iter().any(|r| r.code == code);
             if cms_accepts(&m, &b) {
@@ -1075,7 +1084,7 @@ mod tests {
             let mut allocation: Vec<CodeAllocation> = codes.iter().enumerate()
                 .map(|(i, c)| CodeAllocation { code: (*c).into(), minutes: u64::from(minutes[i]), billed: 0, min: 0, max: 0 })
                 .collect();
-            let allowed = allocate(UnitMethod::CmsTotalTime, &mut allocation);
+            let allowed = allocate(UnitMethod::CmsTotalTime, rules().therapy().unit_table, &mut allocation);
             let billings = accepted_billings(&allocation, allowed);
             prop_assert!(!billings.is_empty());
             let billing = &billings[pick.index(billings.len())];

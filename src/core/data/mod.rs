@@ -32,7 +32,7 @@ pub use ncci::{ModifierIndicator, PairEdit, PtpTable};
 pub use profiles::{
     DisciplineLimit, ExtraPair, FilingLimit, FilingSpan, Profile, Profiles, RuleSetting,
 };
-pub use therapy::{KxSelection, KxThreshold, TherapyRules};
+pub use therapy::{KxSelection, KxThreshold, TherapyRules, UnitTable};
 
 /// An error in the rule data, naming the file (and the line where there is one).
 #[derive(Debug, thiserror::Error)]

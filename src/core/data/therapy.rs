@@ -25,8 +25,16 @@ pub struct KxSelection<'a> {
     pub covers_year: bool,
 }
 
+/// The timed-unit table: minutes per unit and the fewest minutes that earn one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitTable {
+    pub unit_minutes: u64,
+    pub minimum_minutes: u64,
+}
+
 #[derive(Debug)]
 pub struct TherapyRules {
+    pub unit_table: UnitTable,
     pub assistant_required_from: NaiveDate,
     pub assistant_de_minimis_percent: u32,
     pub assistant_source: String,
@@ -40,9 +48,18 @@ pub struct TherapyRules {
 #[serde(deny_unknown_fields)]
 struct TherapyFile {
     meta: Meta,
+    timed_units: RawUnits,
     assistant: RawAssistant,
     kx_threshold: Vec<RawKx>,
     medical_review: RawReview,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnits {
+    unit_minutes: u64,
+    minimum_minutes: u64,
+    source: String,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +97,20 @@ impl TherapyRules {
         let raw: TherapyFile = parse_toml(file, text)?;
         raw.meta.record(file, "therapy", tables)?;
         require_source(file, "assistant", &raw.assistant.source)?;
+        require_source(file, "timed_units", &raw.timed_units.source)?;
+        let unit_table = UnitTable {
+            unit_minutes: raw.timed_units.unit_minutes,
+            minimum_minutes: raw.timed_units.minimum_minutes,
+        };
+        if unit_table.unit_minutes == 0
+            || unit_table.minimum_minutes == 0
+            || unit_table.minimum_minutes > unit_table.unit_minutes
+        {
+            return Err(RuleDataError::invalid(
+                file,
+                "timed_units: unit_minutes and minimum_minutes must be positive, minimum_minutes at most unit_minutes",
+            ));
+        }
         require_source(file, "medical_review", &raw.medical_review.source)?;
         if raw.assistant.de_minimis_percent > 100 {
             return Err(RuleDataError::invalid(
@@ -121,6 +152,7 @@ impl TherapyRules {
             effective_to: NaiveDate::from_ymd_opt(*last, 12, 31),
         });
         Ok(TherapyRules {
+            unit_table,
             assistant_required_from: parse_date(
                 file,
                 "assistant.required_from",
