@@ -306,10 +306,8 @@ mod tests {
 00003 M62838  1 Other muscle spasm                                           Other muscle spasm
 00004 M5499   1 Invented for this test                                       Invented for this test
 ";
-        let rules = crate::core::test_support::rules_with_extra(
-            "icd10cm/icd10cm_order_2026.txt",
-            order_file,
-        );
+        let rules =
+            crate::core::test_support::rules_with("icd10cm/icd10cm_order_2026.txt", order_file);
         let mut encounter = crate::core::test_support::seed_visit();
         encounter.diagnosis_codes[1] = "M54.99".into();
         encounter.date_of_service = DateField::parse("2025-10-01");

@@ -221,9 +221,7 @@ fn check_mue(visit: &Visit<'_>, date: chrono::NaiveDate, out: &mut Vec<Finding>)
 mod tests {
     use crate::core::reason::ReasonCode::*;
     use crate::core::reason::Severity::{Error, Warning};
-    use crate::core::test_support::{
-        Case, Expect::*, as_of, rules_with, rules_with_extra, run_table, seed_visit,
-    };
+    use crate::core::test_support::{Case, Expect::*, as_of, rules_with, run_table, seed_visit};
     use crate::core::types::{BodyRegion, DateField, Laterality, Region};
 
     const SEED: &str =
@@ -472,7 +470,7 @@ mod tests {
 
     #[test]
     fn mue_by_line_and_by_date_of_service() {
-        let rules = rules_with_extra("mue/MCR_MUE_PractitionerServices_Eff_04-01-2025.csv", MUE);
+        let rules = rules_with("mue/MCR_MUE_PractitionerServices_Eff_04-01-2025.csv", MUE);
         let reasons = crate::core::validate(&seed_visit(), &rules, as_of()).reasons;
         let mue: Vec<_> = reasons.iter().filter(|r| r.code == MueExceeded).collect();
         assert_eq!(mue.len(), 1, "{reasons:#?}");

@@ -41,11 +41,6 @@ pub fn rules_with(path: &str, contents: &str) -> RuleSet {
     .expect("rule data loads")
 }
 
-/// The shipped rule data with one more file.
-pub fn rules_with_extra(path: &str, contents: &str) -> RuleSet {
-    rules_with(path, contents)
-}
-
 pub fn reasons_for(encounter: &Encounter) -> Vec<Reason> {
     super::validate(encounter, rules(), as_of()).reasons
 }

@@ -119,7 +119,7 @@ impl Pipeline {
         trace_headers: Option<&HeaderMap>,
     ) -> Result<pb::Outcome, NatsError> {
         // Refuse what cannot be an encounter before touching the store.
-        crate::core::types::Encounter::try_from(encounter)?;
+        wire::check_identity(encounter)?;
         let prior = self.prior_services(encounter).await?;
         let outcome = self.app.check_with_prior(encounter, source, &prior)?;
         if dry_run {
@@ -182,6 +182,6 @@ pub fn decode(message: &async_nats::Message) -> Result<pb::Encounter, String> {
         wire::json::decode_encounter(&message.payload)
             .map_err(|e| format!("not a JSON Encounter: {e}"))?
     };
-    crate::core::types::Encounter::try_from(&encounter).map_err(|e| e.to_string())?;
+    wire::check_identity(&encounter).map_err(|e| e.to_string())?;
     Ok(encounter)
 }

@@ -10,11 +10,8 @@ impl TryFrom<&pb::Encounter> for core::Encounter {
     type Error = EncounterError;
 
     fn try_from(wire: &pb::Encounter) -> Result<Self, Self::Error> {
+        check_identity(wire)?;
         let encounter_id = wire.encounter_id.trim();
-        if encounter_id.is_empty() {
-            return Err(EncounterError::MissingEncounterId);
-        }
-        check_lengths(wire)?;
         Ok(core::Encounter {
             encounter_id: encounter_id.to_owned(),
             patient_id: wire.patient_id.trim().to_owned(),
@@ -43,7 +40,12 @@ impl TryFrom<&pb::Encounter> for core::Encounter {
 /// The longest identifier or code accepted (real ones are far shorter).
 pub const MAX_IDENTIFIER_BYTES: usize = 256;
 
-fn check_lengths(wire: &pb::Encounter) -> Result<(), EncounterError> {
+/// Whether a wire encounter can be judged at all: an `encounter_id`, and no identifier longer
+/// than any real one. Cheap (no allocation): transports call it before doing I/O for an input.
+pub fn check_identity(wire: &pb::Encounter) -> Result<(), EncounterError> {
+    if wire.encounter_id.trim().is_empty() {
+        return Err(EncounterError::MissingEncounterId);
+    }
     let too_long = |field: &'static str, value: &str| {
         if value.len() > MAX_IDENTIFIER_BYTES {
             Err(EncounterError::FieldTooLong {

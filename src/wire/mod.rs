@@ -4,6 +4,8 @@
 //! encounter, run the core, encode the outcome with its content hash and timestamp.
 
 mod encounter;
+
+pub use encounter::check_identity;
 pub mod json;
 mod outcome;
 

@@ -32,10 +32,18 @@ pub enum ModifierIndicator {
 
 impl ModifierIndicator {
     fn parse(raw: &str) -> Option<ModifierIndicator> {
-        match raw.trim() {
-            "0" => Some(ModifierIndicator::NotAllowed),
-            "1" => Some(ModifierIndicator::Allowed),
-            "9" => Some(ModifierIndicator::NotApplicable),
+        raw.trim()
+            .parse()
+            .ok()
+            .and_then(ModifierIndicator::from_number)
+    }
+
+    /// 0, 1 or 9, as CMS numbers them.
+    pub fn from_number(number: u8) -> Option<ModifierIndicator> {
+        match number {
+            0 => Some(ModifierIndicator::NotAllowed),
+            1 => Some(ModifierIndicator::Allowed),
+            9 => Some(ModifierIndicator::NotApplicable),
             _ => None,
         }
     }
@@ -160,8 +168,8 @@ impl PtpTable {
             let column2 = pack_procedure(pair.column2.trim()).ok_or_else(|| {
                 RuleDataError::invalid(path, format!("{what}: column2 is not a CPT/HCPCS code"))
             })?;
-            let indicator = ModifierIndicator::parse(&pair.modifier_indicator.to_string())
-                .ok_or_else(|| {
+            let indicator =
+                ModifierIndicator::from_number(pair.modifier_indicator).ok_or_else(|| {
                     RuleDataError::invalid(
                         path,
                         format!("{what}: modifier_indicator is not 0, 1 or 9"),

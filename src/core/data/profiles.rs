@@ -376,17 +376,16 @@ fn apply(
         .pairs_off
         .extend(spec.pairs_off.into_iter().map(|p| p.trim().to_owned()));
     for pair in spec.extra_pairs {
-        let indicator = match pair.modifier_indicator {
-            0 => ModifierIndicator::NotAllowed,
-            1 => ModifierIndicator::Allowed,
-            9 => ModifierIndicator::NotApplicable,
-            other => {
-                return Err(RuleDataError::invalid(
+        let indicator =
+            ModifierIndicator::from_number(pair.modifier_indicator).ok_or_else(|| {
+                RuleDataError::invalid(
                     file,
-                    format!("[{section}].extra_pairs: modifier_indicator {other} is not 0, 1 or 9"),
-                ));
-            }
-        };
+                    format!(
+                        "[{section}].extra_pairs: modifier_indicator {} is not 0, 1 or 9",
+                        pair.modifier_indicator
+                    ),
+                )
+            })?;
         let (column1, column2) = (
             pair.column1.trim().to_ascii_uppercase(),
             pair.column2.trim().to_ascii_uppercase(),
