@@ -10,6 +10,7 @@ use chrono::Utc;
 use crate::core::data::RuleSet;
 use crate::proto::v1 as pb;
 use crate::telemetry::Metrics;
+use crate::telemetry::metrics;
 use crate::wire::{self, EncounterError};
 
 #[derive(Debug)]
@@ -24,9 +25,11 @@ pub struct App {
 
 impl App {
     pub fn new(rules: RuleSet, nats_configured: bool) -> App {
+        let metrics = Metrics::new();
+        metrics.set_rules(&rules);
         App {
             rules: ArcSwap::from_pointee(rules),
-            metrics: Metrics::new(),
+            metrics,
             shutting_down: AtomicBool::new(false),
             nats_configured,
             pipeline: std::sync::OnceLock::new(),
@@ -66,6 +69,17 @@ impl App {
         source: &'static str,
         prior: &[crate::core::PriorService],
     ) -> Result<pb::Outcome, EncounterError> {
+        // One span per validation; its parent is the transport's span (and through it the
+        // caller's trace). Identifiers other than encounter_id and all free text stay out.
+        let span = tracing::info_span!(
+            "validate",
+            encounter_id = %encounter.encounter_id,
+            source,
+            payer_kind = metrics::payer_kind(encounter),
+            status = tracing::field::Empty,
+            reason_codes = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let started = Instant::now();
         let rules = self.rules.load();
         let now = Utc::now();
@@ -73,11 +87,14 @@ impl App {
             wire::check_encounter_with_prior(encounter, &rules, now.date_naive(), now, prior)?;
         self.metrics
             .record(source, encounter, &outcome, started.elapsed());
+        let status = metrics::status_label(&outcome);
         let codes: Vec<&str> = outcome.reasons.iter().map(|r| r.code.as_str()).collect();
+        span.record("status", status);
+        span.record("reason_codes", codes.join(","));
         tracing::debug!(
             encounter_id = %outcome.encounter_id,
             source,
-            status = if outcome.status == pb::Status::Rejected as i32 { "rejected" } else { "validated" },
+            status,
             reasons = ?codes,
             "validated encounter"
         );

@@ -111,6 +111,8 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         });
     let http_task = tokio::spawn(async move { http_server.await });
 
+    let sampler = tokio::spawn(sample_metrics(app.clone()));
+
     let (consumer_stop, consumer_stopped) = tokio::sync::watch::channel(false);
     let nats_task = match config.nats.url.clone() {
         None => None,
@@ -133,6 +135,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let shutdown_app = app.clone();
     let task = tokio::spawn(async move {
         let _ = stopped.await;
+        sampler.abort();
         shutdown_app.begin_shutdown();
         health.set(false).await;
         tracing::info!(drain_delay = ?drain_delay, grace = ?grace, "shutting down: health is NOT_SERVING");
@@ -168,6 +171,17 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         stop: Some(stop),
         task,
     })
+}
+
+/// How often the dashboard's totals are sampled for its rates.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn sample_metrics(app: Arc<App>) {
+    let mut ticks = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        ticks.tick().await;
+        app.metrics.sample(std::time::Instant::now());
+    }
 }
 
 /// Sets NATS up (retrying until the server answers), marks the service ready, consumes until
@@ -210,10 +224,7 @@ async fn run_nats(
     let gauge = tokio::spawn(async move {
         loop {
             if let Ok(info) = gauge_consumer.info().await {
-                gauge_app
-                    .metrics
-                    .nats_consumer_pending
-                    .set(i64::try_from(info.num_pending).unwrap_or(i64::MAX));
+                gauge_app.metrics.set_consumer_pending(info.num_pending);
             }
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }

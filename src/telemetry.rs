@@ -1,191 +1,297 @@
-//! Logs and metrics. Logs carry encounter ids, codes, status and reason codes, never note text
-//! or patient identifiers. Metric names and labels are contract §7's.
+//! Logs, traces and metrics. Logs and spans carry encounter ids, codes, status and reason codes,
+//! never documentation text, patient or provider identifiers (HIPAA minimum necessary). Metric
+//! names and labels are contract §7's.
+//!
+//! Traces and OTLP metrics follow the standard `OTEL_*` variables: they are on when an OTLP
+//! endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT`, or the per-signal `…_TRACES_ENDPOINT` /
+//! `…_METRICS_ENDPOINT`), unless `OTEL_SDK_DISABLED=true` or `OTEL_{TRACES,METRICS}_EXPORTER=none`.
+
+pub mod metrics;
+pub mod propagation;
 
 use std::io::IsTerminal;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::proto::v1 as pb;
+pub use metrics::{Metrics, SourceLabels};
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); JSON unless stderr is a terminal
-/// or `CLAIMLINT_LOG_FORMAT=text`.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let text = match std::env::var("CLAIMLINT_LOG_FORMAT").as_deref() {
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error(
+        "{variable}={value} is not supported: claimlint exports OTLP over gRPC (set it to `grpc`, collector port 4317)"
+    )]
+    UnsupportedProtocol { variable: String, value: String },
+    #[error("building the OTLP {signal} exporter: {message}")]
+    Exporter {
+        signal: &'static str,
+        message: String,
+    },
+}
+
+/// Which OpenTelemetry signals to export, read from the standard variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtelSignals {
+    pub traces: bool,
+    pub metrics: bool,
+}
+
+impl OtelSignals {
+    /// Reads the `OTEL_*` variables through `var` (the process environment in production).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<OtelSignals, TelemetryError> {
+        let set = |name: &str| var(name).is_some_and(|v| !v.trim().is_empty());
+        if var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
+            return Ok(OtelSignals {
+                traces: false,
+                metrics: false,
+            });
+        }
+        let exporter_on = |name: &str| {
+            var(name).is_none_or(|v| !v.split(',').any(|e| e.trim().eq_ignore_ascii_case("none")))
+        };
+        let signals = OtelSignals {
+            traces: (set("OTEL_EXPORTER_OTLP_ENDPOINT")
+                || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+                && exporter_on("OTEL_TRACES_EXPORTER"),
+            metrics: (set("OTEL_EXPORTER_OTLP_ENDPOINT")
+                || set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"))
+                && exporter_on("OTEL_METRICS_EXPORTER"),
+        };
+        for (signal, variable) in [
+            (
+                signals.traces || signals.metrics,
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (signals.traces, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),
+            (signals.metrics, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
+        ] {
+            if let Some(value) = var(variable)
+                && signal
+                && !value.trim().eq_ignore_ascii_case("grpc")
+            {
+                return Err(TelemetryError::UnsupportedProtocol {
+                    variable: variable.to_owned(),
+                    value,
+                });
+            }
+        }
+        Ok(signals)
+    }
+}
+
+/// The exporters of a running service; [`Telemetry::shutdown`] flushes them.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    tracer_provider: Option<SdkTracerProvider>,
+    meter_provider: Option<SdkMeterProvider>,
+}
+
+impl Telemetry {
+    pub fn tracing_enabled(&self) -> bool {
+        self.tracer_provider.is_some()
+    }
+
+    /// Exports what is buffered and stops the exporters (blocking: call it off the async
+    /// workers, with the runtime still running, since the exporter's client lives on it).
+    pub fn shutdown(self, timeout: Duration) {
+        if let Some(provider) = self.tracer_provider
+            && let Err(error) = provider.shutdown_with_timeout(timeout)
+        {
+            tracing::warn!(%error, "flushing traces at shutdown failed");
+        }
+        if let Some(provider) = self.meter_provider
+            && let Err(error) = provider.shutdown_with_timeout(timeout)
+        {
+            tracing::warn!(%error, "flushing OTLP metrics at shutdown failed");
+        }
+    }
+}
+
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
+/// JSON unless stderr is a terminal or `CLAIMLINT_LOG_FORMAT=text`.
+fn text_logs() -> bool {
+    match std::env::var("CLAIMLINT_LOG_FORMAT").as_deref() {
         Ok("json") => false,
         Ok("text") => true,
         _ => std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second initialisation (tests) keeps the first subscriber.
-    let _ = if text {
-        builder.try_init()
+    }
+}
+
+fn log_layer<S>() -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    if text_logs() {
+        layer.with_filter(log_filter()).boxed()
     } else {
-        builder.json().flatten_event(true).try_init()
-    };
-}
-
-/// Where an encounter came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct SourceLabels {
-    pub source: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct EncounterLabels {
-    source: &'static str,
-    status: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ReasonLabels {
-    code: String,
-    severity: &'static str,
-    payer_kind: &'static str,
-}
-
-/// The contract's metrics, registered once per process (or per test server).
-pub struct Metrics {
-    registry: Mutex<Registry>,
-    encounters: Family<EncounterLabels, Counter>,
-    reasons: Family<ReasonLabels, Counter>,
-    duration: Family<SourceLabels, Histogram>,
-    pub nats_redeliveries: Counter,
-    pub dead_letters: Counter,
-    pub nats_consumer_pending: prometheus_client::metrics::gauge::Gauge,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Metrics")
+        layer
+            .json()
+            .flatten_event(true)
+            .with_filter(log_filter())
+            .boxed()
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). For the one-shot verbs.
+pub fn init_logging() {
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry().with(log_layer()).try_init();
+}
+
+/// The resource of every exported span and metric: `OTEL_SERVICE_NAME` /
+/// `OTEL_RESOURCE_ATTRIBUTES` when given, else service.name `claimlint`.
+fn resource() -> Resource {
+    let named = std::env::var("OTEL_SERVICE_NAME").is_ok_and(|v| !v.is_empty())
+        || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
+    let builder = Resource::builder().with_attribute(opentelemetry::KeyValue::new(
+        "service.version",
+        env!("CARGO_PKG_VERSION"),
+    ));
+    if named {
+        builder.build()
+    } else {
+        builder.with_service_name("claimlint").build()
     }
 }
 
-fn payer_kind(encounter: &pb::Encounter) -> &'static str {
-    match encounter
-        .payer
-        .as_ref()
-        .map(|p| pb::PayerKind::try_from(p.kind))
-    {
-        Some(Ok(pb::PayerKind::Medicare)) => "medicare",
-        Some(Ok(pb::PayerKind::Medicaid)) => "medicaid",
-        Some(Ok(pb::PayerKind::Commercial)) => "commercial",
-        _ => "unspecified",
+/// Logs plus, when configured, OTLP traces (spans of target `claimlint` at info and above,
+/// whatever `RUST_LOG` says) and OTLP metrics. Call it inside the Tokio runtime: the gRPC
+/// exporters' client lives there.
+pub fn init_service() -> Result<Telemetry, TelemetryError> {
+    let signals = OtelSignals::from_env(|name| std::env::var(name).ok())?;
+    let mut telemetry = Telemetry::default();
+    let resource = resource();
+    if signals.traces {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+            .map_err(|e| TelemetryError::Exporter {
+                signal: "traces",
+                message: e.to_string(),
+            })?;
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource.clone())
+            .build();
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        telemetry.tracer_provider = Some(provider);
     }
+    if signals.metrics {
+        let exporter = opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .build()
+            .map_err(|e| TelemetryError::Exporter {
+                signal: "metrics",
+                message: e.to_string(),
+            })?;
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter).build())
+            .with_resource(resource)
+            .build();
+        opentelemetry::global::set_meter_provider(provider.clone());
+        telemetry.meter_provider = Some(provider);
+    }
+    let trace_layer = telemetry.tracer_provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("claimlint"))
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("claimlint", tracing::Level::INFO),
+            )
+    });
+    let _ = tracing_subscriber::registry()
+        .with(log_layer())
+        .with(trace_layer)
+        .try_init();
+    tracing::info!(
+        traces = signals.traces,
+        otlp_metrics = signals.metrics,
+        "telemetry configured"
+    );
+    Ok(telemetry)
 }
 
-impl Metrics {
-    pub fn new() -> Metrics {
-        let encounters = Family::<EncounterLabels, Counter>::default();
-        let reasons = Family::<ReasonLabels, Counter>::default();
-        // 10 µs to ~20 s: validation is microseconds, a NATS round trip milliseconds.
-        let duration = Family::<SourceLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-                0.000_01, 2.0, 22,
-            ))
-        });
-        let mut registry = Registry::default();
-        registry.register(
-            "claimlint_encounters",
-            "Encounters judged, by source and status",
-            encounters.clone(),
-        );
-        registry.register(
-            "claimlint_reasons",
-            "Reasons found, by code, severity and payer kind",
-            reasons.clone(),
-        );
-        registry.register(
-            "claimlint_validation_duration_seconds",
-            "Time to decode, validate and encode one encounter",
-            duration.clone(),
-        );
-        let nats_redeliveries = Counter::default();
-        let dead_letters = Counter::default();
-        let nats_consumer_pending = prometheus_client::metrics::gauge::Gauge::default();
-        registry.register(
-            "claimlint_nats_redeliveries",
-            "Encounter messages delivered more than once",
-            nats_redeliveries.clone(),
-        );
-        registry.register(
-            "claimlint_dead_letters",
-            "Messages sent to the dead-letter stream",
-            dead_letters.clone(),
-        );
-        registry.register(
-            "claimlint_nats_consumer_pending",
-            "Messages of the input stream not yet delivered to the consumer",
-            nats_consumer_pending.clone(),
-        );
-        Metrics {
-            registry: Mutex::new(registry),
-            encounters,
-            reasons,
-            duration,
-            nats_redeliveries,
-            dead_letters,
-            nats_consumer_pending,
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signals(vars: &[(&str, &str)]) -> Result<OtelSignals, TelemetryError> {
+        OtelSignals::from_env(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
     }
 
-    /// Counts one judged encounter (dry runs included).
-    pub fn record(
-        &self,
-        source: &'static str,
-        encounter: &pb::Encounter,
-        outcome: &pb::Outcome,
-        elapsed: Duration,
-    ) {
-        let status = if outcome.status == pb::Status::Rejected as i32 {
-            "rejected"
-        } else {
-            "validated"
+    const ENDPOINT: (&str, &str) = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317");
+
+    #[test]
+    fn otel_is_configured_by_the_standard_variables() {
+        let off = OtelSignals {
+            traces: false,
+            metrics: false,
         };
-        self.encounters
-            .get_or_create(&EncounterLabels { source, status })
-            .inc();
-        let kind = payer_kind(encounter);
-        for reason in &outcome.reasons {
-            let severity = if reason.severity == pb::Severity::Error as i32 {
-                "error"
-            } else {
-                "warning"
-            };
-            self.reasons
-                .get_or_create(&ReasonLabels {
-                    code: reason.code.clone(),
-                    severity,
-                    payer_kind: kind,
-                })
-                .inc();
+        let both = OtelSignals {
+            traces: true,
+            metrics: true,
+        };
+        let cases: &[(&[(&str, &str)], OtelSignals)] = &[
+            (&[], off),
+            (&[ENDPOINT], both),
+            (&[ENDPOINT, ("OTEL_SDK_DISABLED", "true")], off),
+            (&[ENDPOINT, ("OTEL_SDK_DISABLED", "false")], both),
+            (
+                &[ENDPOINT, ("OTEL_TRACES_EXPORTER", "none")],
+                OtelSignals {
+                    traces: false,
+                    metrics: true,
+                },
+            ),
+            (
+                &[ENDPOINT, ("OTEL_METRICS_EXPORTER", "none")],
+                OtelSignals {
+                    traces: true,
+                    metrics: false,
+                },
+            ),
+            (
+                &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4317")],
+                OtelSignals {
+                    traces: true,
+                    metrics: false,
+                },
+            ),
+            (&[ENDPOINT, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")], both),
+            // A protocol for a signal that is off does not matter.
+            (&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")], off),
+        ];
+        for (vars, expected) in cases {
+            assert_eq!(signals(vars).unwrap(), *expected, "{vars:?}");
         }
-        self.duration
-            .get_or_create(&SourceLabels { source })
-            .observe(elapsed.as_secs_f64());
     }
 
-    /// The Prometheus text exposition.
-    pub fn encode(&self) -> String {
-        let mut text = String::new();
-        if let Ok(registry) = self.registry.lock() {
-            let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-        }
-        text
+    #[test]
+    fn an_unsupported_protocol_is_a_clear_error() {
+        let error = signals(&[ENDPOINT, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"),
+            "{error}"
+        );
+        assert!(error.contains("grpc"), "{error}");
     }
 }

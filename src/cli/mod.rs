@@ -103,6 +103,8 @@ pub enum CliError {
     Submit(#[from] SubmitError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }
@@ -118,17 +120,27 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
 }
 
 fn serve(config: crate::config::ServeConfig) -> Result<ExitCode, CliError> {
-    crate::telemetry::init_logging();
     let workers = config.worker_threads();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
+    // The OTLP exporters' gRPC client lives on the runtime.
+    let telemetry = runtime.block_on(async { crate::telemetry::init_service() })?;
     tracing::info!(worker_threads = workers, "starting");
     let result = runtime.block_on(crate::serve::run_until_signal(config));
+    // Export the last spans and metrics while the runtime still drives the exporters' client.
+    let flushing = runtime.spawn_blocking(move || telemetry.shutdown(TELEMETRY_FLUSH_TIMEOUT));
+    let flushed = runtime.block_on(flushing);
+    if let Err(error) = flushed {
+        tracing::warn!(%error, "flushing telemetry failed");
+    }
     // Tasks still running past the grace period are not waited for.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     result?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long exporting the last telemetry may hold up the exit.
+const TELEMETRY_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -7,11 +7,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt};
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::nats::NatsError;
 use crate::proto::v1 as pb;
 use crate::proto::v1::claim_validator_server::ClaimValidator;
+use crate::telemetry::propagation;
 use crate::wire::{EncounterError, list_rules};
 
 pub struct ClaimValidatorService {
@@ -50,6 +52,7 @@ async fn answer(
     app: &App,
     request: pb::ValidateRequest,
     position: Option<usize>,
+    trace_headers: Option<&async_nats::HeaderMap>,
 ) -> Result<pb::ValidateResponse, Status> {
     let encounter = request
         .encounter
@@ -70,7 +73,7 @@ async fn answer(
         });
     };
     match pipeline
-        .judge_and_publish(&encounter, "grpc", !publish, None)
+        .judge_and_publish(&encounter, "grpc", !publish, trace_headers)
         .await
     {
         Ok(outcome) => Ok(pb::ValidateResponse {
@@ -82,15 +85,40 @@ async fn answer(
     }
 }
 
+/// The server span of a call, child of the caller's trace context, and the caller's
+/// `traceparent` for the pass-through when tracing is off.
+fn rpc_span<T>(
+    request: &Request<T>,
+    method: &'static str,
+) -> (tracing::Span, Option<async_nats::HeaderMap>) {
+    let span = tracing::info_span!(
+        "claimlint.v1.ClaimValidator",
+        otel.name = %format_args!("claimlint.v1.ClaimValidator/{method}"),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = "claimlint.v1.ClaimValidator",
+        rpc.method = method,
+    );
+    propagation::set_parent_from_grpc(&span, request.metadata());
+    (span, propagation::incoming_from_grpc(request.metadata()))
+}
+
 #[tonic::async_trait]
 impl ClaimValidator for ClaimValidatorService {
     async fn validate(
         &self,
         request: Request<pb::ValidateRequest>,
     ) -> Result<Response<pb::ValidateResponse>, Status> {
+        let (span, trace_headers) = rpc_span(&request, "Validate");
         // Validation takes microseconds; the timeout bounds the call as a whole (the NATS
         // publish and its acknowledgement included).
-        let work = answer(&self.app, request.into_inner(), None);
+        let work = answer(
+            &self.app,
+            request.into_inner(),
+            None,
+            trace_headers.as_ref(),
+        )
+        .instrument(span);
         match tokio::time::timeout(self.request_timeout, work).await {
             Ok(result) => result.map(Response::new),
             Err(_) => Err(Status::unavailable(
@@ -107,14 +135,17 @@ impl ClaimValidator for ClaimValidatorService {
         &self,
         request: Request<Streaming<pb::ValidateRequest>>,
     ) -> Result<Response<Self::ValidateStreamStream>, Status> {
+        let (span, trace_headers) = rpc_span(&request, "ValidateStream");
         let mut inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(self.stream_buffer);
         let app = self.app.clone();
-        tokio::spawn(async move {
+        let stream = async move {
             let mut position = 0usize;
             loop {
                 let next = match inbound.message().await {
-                    Ok(Some(request)) => answer(&app, request, Some(position)).await,
+                    Ok(Some(request)) => {
+                        answer(&app, request, Some(position), trace_headers.as_ref()).await
+                    }
                     Ok(None) => break,
                     Err(status) => Err(status),
                 };
@@ -124,7 +155,8 @@ impl ClaimValidator for ClaimValidatorService {
                     break;
                 }
             }
-        });
+        };
+        tokio::spawn(stream.instrument(span));
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 

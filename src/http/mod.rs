@@ -1,5 +1,7 @@
 //! The HTTP side: `/healthz` (alive), `/readyz` (rules loaded, not shutting down), `/metrics`
-//! (Prometheus text).
+//! (Prometheus text), `/dashboard` (the built-in rejection dashboard) and `/dashboard/data`.
+
+pub mod dashboard;
 
 use std::sync::Arc;
 
@@ -16,6 +18,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/dashboard", get(dashboard_page))
+        .route("/dashboard/", get(dashboard_page))
+        .route("/dashboard/data", get(dashboard_data))
         .with_state(app)
 }
 
@@ -42,4 +47,25 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         )],
         app.metrics.encode(),
     )
+}
+
+/// The page may load nothing from elsewhere: its script and styles are inline and it talks
+/// only to this server.
+const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+    style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:";
+
+async fn dashboard_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        dashboard::PAGE,
+    )
+}
+
+async fn dashboard_data(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let data = dashboard::data(&app.metrics, &app.rules(), std::time::Instant::now());
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(data))
 }

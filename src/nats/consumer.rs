@@ -13,6 +13,8 @@ use tokio::task::JoinSet;
 use super::{DEAD_SUBJECT, ERROR_HEADER, Pipeline, decode};
 use crate::app::App;
 use crate::config::NatsArgs;
+use crate::telemetry::propagation;
+use tracing::Instrument;
 
 /// Runs until `stop` turns true, then drains what is in flight (the caller bounds the wait).
 pub async fn run_consumer(
@@ -59,10 +61,22 @@ pub async fn run_consumer(
                 Some(Ok(message)) => {
                     let (app, pipeline, max_deliver) =
                         (app.clone(), pipeline.clone(), args.max_deliver);
-                    tasks.spawn(async move {
-                        handle(&app, &pipeline, message, max_deliver).await;
-                        drop(permit);
-                    });
+                    let span = tracing::info_span!(
+                        "process",
+                        otel.name = %format_args!("process {}", message.subject),
+                        otel.kind = "consumer",
+                        messaging.system = "nats",
+                        messaging.operation = "process",
+                        messaging.destination.name = %message.subject,
+                    );
+                    propagation::set_parent_from_nats(&span, message.headers.as_ref());
+                    tasks.spawn(
+                        async move {
+                            handle(&app, &pipeline, message, max_deliver).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "pull stream error; pulling again");
@@ -90,11 +104,21 @@ async fn handle(app: &App, pipeline: &Pipeline, message: Message, max_deliver: i
         Err(_) => (1, 0),
     };
     if delivered > 1 {
-        app.metrics.nats_redeliveries.inc();
+        app.metrics.redelivered();
     }
     let encounter = match decode(&message.message) {
         Ok(encounter) => encounter,
-        Err(reason) => return dead_letter(app, pipeline, message, stream_sequence, &reason).await,
+        Err(reason) => {
+            return dead_letter(
+                app,
+                pipeline,
+                message,
+                stream_sequence,
+                NOT_AN_ENCOUNTER,
+                &reason,
+            )
+            .await;
+        }
     };
     // A publish that JetStream does not acknowledge (a node lost, a leader being elected) is
     // retried here with backoff, telling the server the message is in progress, so a short
@@ -127,7 +151,15 @@ async fn handle(app: &App, pipeline: &Pipeline, message: Message, max_deliver: i
         }
         Err(error) if delivered >= max_deliver => {
             let reason = format!("not processed after {delivered} deliveries: {error}");
-            dead_letter(app, pipeline, message, stream_sequence, &reason).await;
+            dead_letter(
+                app,
+                pipeline,
+                message,
+                stream_sequence,
+                DELIVERIES_EXHAUSTED,
+                &reason,
+            )
+            .await;
         }
         Err(error) => {
             tracing::warn!(%error, encounter_id = %encounter.encounter_id, delivered, "processing failed; will be redelivered");
@@ -142,6 +174,12 @@ async fn handle(app: &App, pipeline: &Pipeline, message: Message, max_deliver: i
 /// back for redelivery.
 const PUBLISH_ATTEMPTS: u32 = 10;
 
+/// Why a message was dead-lettered, as logged. The `Claimlint-Error` header has the details,
+/// which may quote the message (a decoder's error names the value it could not read), so they
+/// stay out of logs and spans.
+const NOT_AN_ENCOUNTER: &str = "not an encounter";
+const DELIVERIES_EXHAUSTED: &str = "deliveries exhausted";
+
 /// Publishes the original bytes and headers plus `Claimlint-Error` to the dead-letter
 /// subject, waits for JetStream, then terminates the input message.
 async fn dead_letter(
@@ -149,6 +187,7 @@ async fn dead_letter(
     pipeline: &Pipeline,
     message: Message,
     stream_sequence: u64,
+    why: &'static str,
     reason: &str,
 ) {
     let headers = message.message.headers.clone().unwrap_or_default();
@@ -162,8 +201,8 @@ async fn dead_letter(
     .await;
     match published {
         Ok(()) => {
-            app.metrics.dead_letters.inc();
-            tracing::warn!(stream_sequence, error = reason, "dead-lettered a message");
+            app.metrics.dead_lettered();
+            tracing::warn!(stream_sequence, why, "dead-lettered a message");
             if let Err(error) = message.ack_with(AckKind::Term).await {
                 tracing::warn!(%error, stream_sequence, "terminating the dead-lettered message failed");
             }
@@ -228,8 +267,12 @@ pub async fn run_exhausted(
                     .await;
                     match dead {
                         Ok(()) => {
-                            app.metrics.dead_letters.inc();
-                            tracing::warn!(stream_sequence = parsed.stream_seq, error = %reason, "dead-lettered a message");
+                            app.metrics.dead_lettered();
+                            tracing::warn!(
+                                stream_sequence = parsed.stream_seq,
+                                why = DELIVERIES_EXHAUSTED,
+                                "dead-lettered a message"
+                            );
                             let _ = encounters.delete_message(parsed.stream_seq).await;
                             true
                         }

@@ -145,9 +145,7 @@ impl Pipeline {
         };
         let payload = serde_json::to_vec(outcome).map_err(|e| NatsError::Publish(e.to_string()))?;
         let mut headers = HeaderMap::new();
-        if let Some(trace) = trace_headers.and_then(|h| h.get("traceparent")) {
-            headers.insert("traceparent", trace.clone());
-        }
+        crate::telemetry::propagation::write_trace_context(&mut headers, trace_headers);
         headers.insert(
             "Nats-Msg-Id",
             format!("{}:{}", outcome.encounter_id, outcome.content_hash).as_str(),

@@ -259,15 +259,21 @@ impl Drop for NatsServer {
     }
 }
 
-/// A real `claimlint serve` process; SIGKILLed when dropped.
+/// A real `claimlint serve` process; SIGKILLed when dropped. Its log lines are kept.
 pub struct ClaimlintProcess {
     pub child: Child,
     pub grpc_addr: std::net::SocketAddr,
     pub http_addr: std::net::SocketAddr,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ClaimlintProcess {
     pub fn start(extra: &[&str]) -> ClaimlintProcess {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// With more environment variables (after the defaults, so they may override them).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> ClaimlintProcess {
         use std::io::{BufRead, BufReader};
         let mut command = Command::new(env!("CARGO_BIN_EXE_claimlint"));
         command.args([
@@ -286,17 +292,20 @@ impl ClaimlintProcess {
             .env("CLAIMLINT_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .env_remove("CLAIMLINT_RULES_DIR")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("claimlint serve starts");
         let stderr = child.stderr.take().unwrap();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut lines = BufReader::new(stderr).lines();
         let (grpc_addr, http_addr) = loop {
             let line = lines
                 .next()
                 .expect("a log line before exit")
                 .expect("read log");
+            logs.lock().unwrap().push(line.clone());
             let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if value["message"] == "claimlint serving" {
                 break (
@@ -305,12 +314,35 @@ impl ClaimlintProcess {
                 );
             }
         };
-        std::thread::spawn(move || lines.for_each(drop));
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
         ClaimlintProcess {
             child,
             grpc_addr,
             http_addr,
+            logs,
         }
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit by itself (None when `limit` passes first).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     pub fn kill9(&mut self) {
@@ -329,4 +361,252 @@ impl Drop for ClaimlintProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+// ---------------------------------------------------------------- NATS client side
+
+use async_nats::jetstream::{self, consumer};
+use futures_util::StreamExt;
+use std::time::{Duration, Instant};
+
+/// Short redelivery for tests (2 s × 5 deliveries), a dedupe window that covers it.
+pub fn pipeline_flags(url: &str) -> Vec<String> {
+    [
+        "--nats-url",
+        url,
+        "--nats-ack-wait",
+        "2s",
+        "--nats-max-deliver",
+        "5",
+        "--nats-duplicate-window",
+        "30s",
+        "--shutdown-grace",
+        "5s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+pub async fn connect(url: &str) -> jetstream::Context {
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(claimlint::nats::server_addrs(url).unwrap())
+        .await
+        .expect("test client connects");
+    jetstream::new(client)
+}
+
+/// Publishes raw payloads with headers to `encounters.submitted`, waiting for every ack.
+pub async fn publish_raw(js: &jetstream::Context, messages: Vec<(async_nats::HeaderMap, Vec<u8>)>) {
+    // The stream exists once claimlint has set up; wait for it.
+    wait_until(Duration::from_secs(30), || async {
+        js.get_stream("ENCOUNTERS").await.is_ok()
+    })
+    .await;
+    for chunk in messages.chunks(1000) {
+        let mut acks = Vec::new();
+        for (headers, payload) in chunk {
+            acks.push(
+                js.publish_with_headers(
+                    "encounters.submitted",
+                    headers.clone(),
+                    payload.clone().into(),
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        for ack in acks {
+            ack.await.expect("stored");
+        }
+    }
+}
+
+pub async fn publish(js: &jetstream::Context, encounters: impl IntoIterator<Item = pb::Encounter>) {
+    let messages = encounters
+        .into_iter()
+        .map(|e| {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Content-Type", "application/json");
+            (headers, serde_json::to_vec(&e).unwrap())
+        })
+        .collect();
+    publish_raw(js, messages).await;
+}
+
+pub async fn wait_until<F, Fut>(limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn stream_count(js: &jetstream::Context, name: &str) -> u64 {
+    match js.get_stream(name).await {
+        Ok(mut stream) => stream.info().await.map(|i| i.state.messages).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+pub async fn wait_for_outcomes(js: &jetstream::Context, expected: u64, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let count = stream_count(js, "CLAIMS").await;
+        assert!(
+            count <= expected,
+            "more outcomes ({count}) than encounters ({expected})"
+        );
+        if count == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "only {count} of {expected} outcomes within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every message of a stream: (subject, headers, payload).
+pub async fn read_stream(js: &jetstream::Context, name: &str) -> Vec<async_nats::Message> {
+    let stream = js.get_stream(name).await.unwrap();
+    let total = stream.cached_info().state.messages as usize;
+    let reader = stream
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut out = Vec::with_capacity(total);
+    let mut messages = reader.messages().await.unwrap();
+    while out.len() < total {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("reads")
+            .unwrap()
+            .unwrap();
+        out.push(message.message);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- an OTLP receiver
+
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    metrics_service_server::{MetricsService, MetricsServiceServer},
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+/// An in-process OTLP/gRPC collector keeping every export it receives.
+#[derive(Clone, Default)]
+pub struct OtlpReceiver {
+    traces: std::sync::Arc<std::sync::Mutex<Vec<ExportTraceServiceRequest>>>,
+    metrics: std::sync::Arc<std::sync::Mutex<Vec<ExportMetricsServiceRequest>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.traces.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for OtlpReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.metrics.lock().unwrap().push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+impl OtlpReceiver {
+    /// Serves on a free loopback port; returns the receiver and its `http://` endpoint.
+    pub async fn start() -> (OtlpReceiver, String) {
+        let receiver = OtlpReceiver::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .add_service(MetricsServiceServer::new(receiver.clone()));
+        tokio::spawn(
+            router.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        (receiver, format!("http://{addr}"))
+    }
+
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<Span> {
+        self.traces
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.clone())
+            .collect()
+    }
+
+    pub fn trace_exports(&self) -> Vec<ExportTraceServiceRequest> {
+        self.traces.lock().unwrap().clone()
+    }
+
+    pub fn metric_exports(&self) -> Vec<ExportMetricsServiceRequest> {
+        self.metrics.lock().unwrap().clone()
+    }
+}
+
+/// A span attribute's string value.
+pub fn span_attribute(span: &Span, key: &str) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| match &v.value {
+            Some(Value::StringValue(s)) => Some(s.clone()),
+            Some(Value::IntValue(i)) => Some(i.to_string()),
+            Some(Value::BoolValue(b)) => Some(b.to_string()),
+            _ => None,
+        })
+}
+
+/// A W3C `traceparent` with the given trace and parent span ids (hex), sampled.
+pub fn traceparent(trace_id: &str, span_id: &str) -> String {
+    format!("00-{trace_id}-{span_id}-01")
+}
+
+/// (trace id, parent span id) of a `traceparent`.
+pub fn parse_traceparent(value: &str) -> (String, String) {
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "traceparent {value}");
+    (parts[1].to_owned(), parts[2].to_owned())
+}
+
+/// One sample's value from a Prometheus text exposition (`name{labels}` exactly as written).
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.split_whitespace().next()?.parse().ok())
 }
