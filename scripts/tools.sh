@@ -30,3 +30,19 @@ ensure_nats_server() {
   export NATS_SERVER_BIN="$TOOLS_DIR/bin/nats-server"
   echo "== nats-server: $("$NATS_SERVER_BIN" --version)"
 }
+
+# Debian packages the observability checks use: a real Prometheus (and promtool) for
+# scripts/check-prometheus, Chromium and ChromeDriver for the dashboard's browser test.
+ensure_debian_packages() {
+  local missing=()
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== installing Debian packages: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}

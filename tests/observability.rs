@@ -7,8 +7,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use async_nats::jetstream::AckKind;
-use async_nats::jetstream::consumer::PullConsumer;
 use claimlint::proto::v1 as pb;
 use claimlint::proto::v1::claim_validator_client::ClaimValidatorClient;
 use futures_util::StreamExt;
@@ -379,30 +377,11 @@ async fn stored_outcomes(js: &async_nats::jetstream::Context) -> Vec<pb::Outcome
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_and_the_histogram_move_by_a_known_mix_from_both_feeds() {
     let nats = NatsServer::start();
-    // A first run creates the streams and the durable consumer, then stops.
-    let mut first = start(&nats.url(), &[]);
-    wait_ready(&first).await;
-    first.sigterm();
-    assert!(first.wait_exit(Duration::from_secs(15)).is_some());
-
-    // One message is delivered to this test and handed back, so claimlint's delivery of it
-    // is a redelivery.
-    let js = connect(&nats.url()).await;
-    publish(&js, [with_id("nats-redelivered")]).await;
-    let consumer: PullConsumer = js
-        .get_stream("ENCOUNTERS")
-        .await
-        .unwrap()
-        .get_consumer("claimlint")
-        .await
-        .unwrap();
-    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
-    let taken = batch.next().await.expect("one message").unwrap();
-    taken.ack_with(AckKind::Nak(None)).await.unwrap();
-    drop(batch);
+    prepare_redelivery(&nats.url(), &with_id("nats-redelivered")).await;
 
     let process = start(&nats.url(), &[]);
     wait_ready(&process).await;
+    let js = connect(&nats.url()).await;
     let before = metrics_text(&process).await;
     assert_eq!(
         metric_value(&before, "claimlint_dead_letters_total"),
@@ -522,4 +501,156 @@ async fn counters_and_the_histogram_move_by_a_known_mix_from_both_feeds() {
     assert_eq!(data["latency"][0]["observations"], 7);
     assert_eq!(data["top_reasons"][0]["code"], "NPI_INVALID");
     assert_eq!(data["top_reasons"][0]["total"], 3);
+}
+
+// ---------------------------------------------------------------- the built-in dashboard
+
+/// The text of every element with an id, and the cells of every table body, once the page
+/// has refreshed from its data endpoint.
+const READ_PAGE: &str = r#"
+    const ids = Object.fromEntries([...document.querySelectorAll("[id]")]
+        .map((e) => [e.id, e.textContent.trim()]));
+    const tables = Object.fromEntries([...document.querySelectorAll("table")]
+        .map((t) => [t.id, [...t.tBodies[0].rows].map((r) => [...r.cells].map((c) => c.textContent))]));
+    return { state: document.getElementById("updated").dataset.state, ids, tables };
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_page_shows_the_numbers_the_metrics_hold() {
+    let nats = NatsServer::start();
+    prepare_redelivery(&nats.url(), &with_id("dash-redelivered")).await;
+    let process = start(&nats.url(), &[]);
+    wait_ready(&process).await;
+
+    let mut client = grpc_client(process.grpc_addr).await;
+    for encounter in [
+        with_id("dash-grpc-1"),
+        with_id("dash-grpc-2"),
+        with_id("dash-grpc-3"),
+        rejected("dash-grpc-4"),
+        rejected("dash-grpc-5"),
+    ] {
+        client.validate(validate_request(encounter)).await.unwrap();
+    }
+    let js = connect(&nats.url()).await;
+    publish_raw(
+        &js,
+        vec![
+            json_message(&rejected("dash-nats-1"), None),
+            json_message(&rejected("dash-nats-2"), None),
+            (async_nats::HeaderMap::new(), b"{\"not\": ".to_vec()),
+        ],
+    )
+    .await;
+    wait_until(Duration::from_secs(30), || async {
+        stream_count(&js, "CLAIMS").await == 8 && stream_count(&js, "ENCOUNTERS_DEAD").await == 1
+    })
+    .await;
+    let text = metrics_text(&process).await;
+    let value = |series: &str| metric_value(&text, series).unwrap_or(0.0);
+    let validated = value("claimlint_encounters_total{source=\"grpc\",status=\"validated\"}")
+        + value("claimlint_encounters_total{source=\"nats\",status=\"validated\"}");
+    let rejected_total = value("claimlint_encounters_total{source=\"grpc\",status=\"rejected\"}")
+        + value("claimlint_encounters_total{source=\"nats\",status=\"rejected\"}");
+    assert_eq!((validated, rejected_total), (4.0, 4.0), "{text}");
+    let npi_carc = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("claimlint_rule_info{code=\"NPI_INVALID\",carc=\"")?
+                .split('"')
+                .next()
+        })
+        .expect("claimlint_rule_info names NPI_INVALID's CARC")
+        .to_owned();
+    assert!(!npi_carc.is_empty());
+
+    let url = format!("http://{}/dashboard?refresh=1", process.http_addr);
+    let artifact = repo_root().join("target/test-artifacts/dashboard.png");
+    let page = tokio::task::spawn_blocking(move || {
+        let browser = Browser::start();
+        browser.goto(&url);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let page = loop {
+            let page = browser.execute(READ_PAGE);
+            if page["state"] == "ok" {
+                break page;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the page never refreshed: {page}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        browser.screenshot(&artifact);
+        page
+    })
+    .await
+    .unwrap();
+    let shown = |id: &str| page["ids"][id].as_str().unwrap_or_default().to_owned();
+    let table = |id: &str| -> Vec<Vec<String>> {
+        serde_json::from_value(page["tables"][id].clone()).unwrap_or_default()
+    };
+
+    assert_eq!(shown("total-encounters"), "8");
+    assert_eq!(shown("total-validated"), format!("{validated}"));
+    assert_eq!(shown("total-rejected"), format!("{rejected_total}"));
+    assert_eq!(shown("rejection-rate-overall"), "50.0 %");
+    assert_eq!(
+        shown("dead-letters"),
+        format!("{}", value("claimlint_dead_letters_total"))
+    );
+    assert_eq!(shown("dead-letters"), "1");
+    assert_eq!(
+        shown("nats-redeliveries"),
+        format!("{}", value("claimlint_nats_redeliveries_total"))
+    );
+    assert_eq!(shown("nats-redeliveries"), "1");
+    assert_eq!(
+        shown("nats-pending"),
+        format!("{}", value("claimlint_nats_consumer_pending"))
+    );
+    let p50 = shown("latency-p50");
+    assert!(p50.ends_with("µs") || p50.ends_with("ms"), "{p50}");
+    assert!(
+        shown("ruleset-version").starts_with("2026Q4+"),
+        "{}",
+        shown("ruleset-version")
+    );
+
+    // The reason table: NPI_INVALID with its CARC and the count the metric holds.
+    let npi = table("reasons-table")
+        .into_iter()
+        .find(|row| row[0] == "NPI_INVALID")
+        .expect("NPI_INVALID among the top reasons");
+    assert_eq!(npi[1], npi_carc);
+    assert_eq!(
+        npi[3],
+        format!(
+            "{}",
+            value(
+                "claimlint_reasons_total{code=\"NPI_INVALID\",severity=\"error\",payer_kind=\"medicare\"}"
+            )
+        )
+    );
+    assert_eq!(npi[3], "4");
+    // Encounters by source and status: each row is the counter's value.
+    let rows = table("encounters-table");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for row in rows {
+        let series = format!(
+            "claimlint_encounters_total{{source=\"{}\",status=\"{}\"}}",
+            row[0], row[1]
+        );
+        assert_eq!(row[3], format!("{}", value(&series)), "{series}");
+        assert_ne!(row[3], "0");
+    }
+    let payer = table("payer-table");
+    assert_eq!(payer[0][0], "medicare");
+    let medicare_errors: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("claimlint_reasons_total{"))
+        .filter(|l| l.contains("severity=\"error\",payer_kind=\"medicare\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(payer[0][2], format!("{medicare_errors}"));
 }

@@ -518,8 +518,8 @@ mod tests {
     fn rule_info_names_each_rule_with_its_carc_and_the_version() {
         let metrics = Metrics::new();
         let rules = crate::core::test_support::rules();
-        metrics.set_rules(&rules);
-        metrics.set_rules(&rules);
+        metrics.set_rules(rules);
+        metrics.set_rules(rules);
         let text = metrics.encode();
         let entry = &rules.catalogue().entries()[0];
         assert!(text.contains(&format!(

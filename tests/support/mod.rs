@@ -610,3 +610,211 @@ pub fn metric_value(text: &str, series: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
 }
+
+/// Makes the next delivery of `encounter` to claimlint a redelivery: a first claimlint run
+/// creates the streams and the durable consumer and stops; the encounter is published, taken
+/// once by this test through that consumer and handed back.
+pub async fn prepare_redelivery(nats_url: &str, encounter: &pb::Encounter) {
+    let flags = pipeline_flags(nats_url);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut first = ClaimlintProcess::start(&flags);
+    let addr = first.http_addr;
+    wait_until(Duration::from_secs(30), || async move {
+        http_get(addr, "/readyz").await.0 == 200
+    })
+    .await;
+    first.sigterm();
+    assert!(first.wait_exit(Duration::from_secs(15)).is_some());
+    let js = connect(nats_url).await;
+    publish(&js, [encounter.clone()]).await;
+    let consumer: consumer::PullConsumer = js
+        .get_stream("ENCOUNTERS")
+        .await
+        .unwrap()
+        .get_consumer("claimlint")
+        .await
+        .unwrap();
+    let mut batch = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let taken = batch.next().await.expect("one message").unwrap();
+    taken
+        .ack_with(async_nats::jetstream::AckKind::Nak(None))
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------- a real browser
+
+/// Headless Debian Chromium driven through ChromeDriver's WebDriver HTTP API.
+pub struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+fn installed(variable: &str, default: &str) -> PathBuf {
+    let path = std::env::var(variable).map_or_else(|_| PathBuf::from(default), PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} not found: install Debian's chromium and chromium-driver (scripts/test does) or set {variable}",
+        path.display()
+    );
+    path
+}
+
+/// The body of an HTTP/1.1 answer once all of it has arrived (Content-Length or chunked).
+fn complete_http_body(text: &str) -> Option<String> {
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let head = head.to_ascii_lowercase();
+    if head.contains("transfer-encoding: chunked") {
+        let mut decoded = String::new();
+        let mut rest = body;
+        loop {
+            let (size, after) = rest.split_once("\r\n")?;
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            if size == 0 {
+                return Some(decoded);
+            }
+            decoded.push_str(after.get(..size)?);
+            rest = after.get(size + 2..)?;
+        }
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (body.len() >= length).then(|| body[..length].to_owned())
+}
+
+/// One WebDriver call: the `value` of its JSON answer.
+fn webdriver(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> serde_json::Value {
+    use std::io::Read;
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("chromedriver");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // ChromeDriver keeps the connection open: read until the answer is complete.
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let decoded = loop {
+        let read = stream.read(&mut chunk).unwrap();
+        response.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some(body) = complete_http_body(&text) {
+            break body;
+        }
+        assert!(read > 0, "WebDriver closed mid-answer: {text}");
+    };
+    let answer: serde_json::Value = serde_json::from_str(&decoded)
+        .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}: {decoded}"));
+    answer["value"].clone()
+}
+
+impl Browser {
+    pub fn start() -> Browser {
+        let chromium = installed("CHROMIUM_BIN", "/usr/bin/chromium");
+        let chromedriver = installed("CHROMEDRIVER_BIN", "/usr/bin/chromedriver");
+        let port = free_port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        // The flags that keep Chromium from reaching out of this closed network.
+        let capabilities = serde_json::json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.to_string_lossy(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--window-size=1280,1400",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }}});
+        let session = webdriver(port, "POST", "/session", Some(&capabilities));
+        let session = session["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {session}"))
+            .to_owned();
+        Browser {
+            driver,
+            port,
+            session,
+            _profile: profile,
+        }
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> serde_json::Value {
+        webdriver(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body,
+        )
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(&serde_json::json!({ "url": url })));
+    }
+
+    /// Runs `script` (a function body) in the page and returns what it returns.
+    pub fn execute(&self, script: &str) -> serde_json::Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(&serde_json::json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// A PNG of the window, written to `path`.
+    pub fn screenshot(&self, path: &Path) {
+        use base64::Engine;
+        let encoded = self.call("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().expect("base64 PNG"))
+            .expect("a PNG");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            webdriver(
+                self.port,
+                "DELETE",
+                &format!("/session/{}", self.session),
+                None,
+            )
+        }));
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
