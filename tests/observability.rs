@@ -215,15 +215,45 @@ async fn one_trace_runs_from_producer_through_claimlint_to_the_consumer() {
         );
     }
 
-    // OTLP metrics were flushed at shutdown too.
-    let exported = format!("{:?}", otlp.metric_exports());
+    // OTLP metrics were flushed at shutdown too, with the same counts.
+    let exports = otlp.metric_exports();
+    let exported = format!("{exports:?}");
     for name in [
-        "claimlint.encounters",
         "claimlint.reasons",
         "claimlint.validation.duration",
+        "claimlint.nats.consumer_pending",
     ] {
         assert!(exported.contains(name), "{name} not exported");
     }
+    assert_eq!(otlp_counter_total(&exports, "claimlint.encounters"), 2);
+}
+
+/// The total of a cumulative counter in the last export that has it.
+fn otlp_counter_total(
+    exports: &[opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest],
+    name: &str,
+) -> i64 {
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    exports
+        .iter()
+        .rev()
+        .flat_map(|e| &e.resource_metrics)
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .find(|m| m.name == name)
+        .and_then(|m| match &m.data {
+            Some(Data::Sum(sum)) => Some(
+                sum.data_points
+                    .iter()
+                    .map(|p| match p.value {
+                        Some(Value::AsInt(n)) => n,
+                        _ => 0,
+                    })
+                    .sum(),
+            ),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{name} not exported as a sum"))
 }
 
 // ---------------------------------------------------------------- no patient data
