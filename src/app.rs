@@ -53,6 +53,15 @@ impl App {
         self.rules.load_full()
     }
 
+    /// Puts new rule data in force atomically: calls in flight finish with the data they
+    /// started with, later ones get the new. Returns (old version, new version).
+    pub fn replace_rules(&self, rules: RuleSet) -> (String, String) {
+        let new_version = rules.version();
+        self.metrics.set_rules(&rules);
+        let old = self.rules.swap(Arc::new(rules));
+        (old.version(), new_version)
+    }
+
     /// Validates one wire encounter as of today (UTC) and records it.
     pub fn check(
         &self,

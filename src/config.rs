@@ -19,6 +19,14 @@ pub struct ServeConfig {
     /// A complete rules directory replacing the compiled-in rule data.
     #[arg(long, env = "CLAIMLINT_RULES_DIR")]
     pub rules_dir: Option<PathBuf>,
+    /// Files that replace or add to the rule data by relative path (e.g. a ConfigMap with
+    /// `profiles.toml`), over the rules directory or the compiled-in data.
+    #[arg(long, env = "CLAIMLINT_RULES_OVERLAY")]
+    pub rules_overlay: Option<PathBuf>,
+    /// Also reload the rule data when its files change, checking this often (SIGHUP always
+    /// reloads).
+    #[arg(long, env = "CLAIMLINT_RULES_WATCH_INTERVAL", value_parser = humantime::parse_duration)]
+    pub rules_watch_interval: Option<Duration>,
     /// File with one bearer token per line; when set, every RPC but health needs one.
     #[arg(long, env = "CLAIMLINT_AUTH_TOKENS_FILE")]
     pub auth_tokens_file: Option<PathBuf>,
@@ -373,6 +381,13 @@ impl ServeConfig {
 
     /// Worker threads: configured, else what the OS lets this process use (the standard
     /// library reads the cgroup CPU quota on Linux), not the host's core count.
+    pub fn rules_source(&self) -> crate::rules_source::RulesSource {
+        crate::rules_source::RulesSource {
+            dir: self.rules_dir.clone(),
+            overlay: self.rules_overlay.clone(),
+        }
+    }
+
     pub fn worker_threads(&self) -> usize {
         self.worker_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)

@@ -1,5 +1,7 @@
 //! Where rule data comes from: the `rules/` directory compiled into the binary, or a
-//! directory named by `CLAIMLINT_RULES_DIR` (a complete copy of `rules/`, replacing it).
+//! directory named by `CLAIMLINT_RULES_DIR` (a complete copy of `rules/`, replacing it), with
+//! an optional overlay (`CLAIMLINT_RULES_OVERLAY`) whose files replace or add to it by path.
+//! Hidden entries (`.`-names, such as a Kubernetes volume's `..data`) are skipped.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,100 @@ pub enum RulesLoadError {
 /// The compiled-in rule files: `(path relative to rules/, bytes)`.
 pub fn embedded_files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
     embedded::EMBEDDED_RULES.iter().copied()
+}
+
+/// Where to read rule data from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RulesSource {
+    /// A complete rules directory; `None`: the compiled-in data.
+    pub dir: Option<PathBuf>,
+    /// Files replacing or adding to those of `dir` by relative path.
+    pub overlay: Option<PathBuf>,
+}
+
+impl RulesSource {
+    /// A name for logs and errors.
+    pub fn describe(&self) -> String {
+        let base = self
+            .dir
+            .as_ref()
+            .map_or_else(|| "(built in)".to_owned(), |d| d.display().to_string());
+        match &self.overlay {
+            Some(overlay) => format!("{base} + overlay {}", overlay.display()),
+            None => base,
+        }
+    }
+
+    /// Loads and checks the rule data.
+    pub fn load(&self) -> Result<RuleSet, RulesLoadError> {
+        let Some(overlay) = &self.overlay else {
+            return load_rules(self.dir.as_deref());
+        };
+        let mut files: std::collections::BTreeMap<String, Vec<u8>> = match &self.dir {
+            None => embedded_files()
+                .map(|(path, bytes)| (path.to_owned(), bytes.to_vec()))
+                .collect(),
+            Some(dir) => {
+                let mut files = Vec::new();
+                read_tree(dir, dir, &mut files)?;
+                files.into_iter().collect()
+            }
+        };
+        let mut overlaid = Vec::new();
+        read_tree(overlay, overlay, &mut overlaid)?;
+        files.extend(overlaid);
+        RuleSet::from_files(files.iter().map(|(path, bytes)| RuleFile {
+            path: path.as_str(),
+            bytes: bytes.as_slice(),
+        }))
+        .map_err(|source| RulesLoadError::Data {
+            dir: self.describe(),
+            source,
+        })
+    }
+
+    /// A digest of the names, sizes and modification times of the files read, to notice a
+    /// change without reading them (`None` for the compiled-in data alone).
+    pub fn fingerprint(&self) -> Option<u64> {
+        use std::hash::Hasher;
+        if self.dir.is_none() && self.overlay.is_none() {
+            return None;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for root in self.dir.iter().chain(&self.overlay) {
+            fingerprint_tree(root, &mut hasher);
+        }
+        Some(hasher.finish())
+    }
+}
+
+fn fingerprint_tree(dir: &Path, hasher: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    let Ok(entries) = fs::read_dir(dir) else {
+        // A directory that cannot be read is a change too (the load will say why).
+        dir.hash(hasher);
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| !is_hidden(p))
+        .collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            fingerprint_tree(&path, hasher);
+        } else if let Ok(meta) = fs::metadata(&path) {
+            path.hash(hasher);
+            meta.len().hash(hasher);
+            meta.modified().ok().hash(hasher);
+        }
+    }
+}
+
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with('.'))
 }
 
 /// Loads the rule data from `dir`, or the compiled-in default when `dir` is `None`.
@@ -66,6 +162,9 @@ fn read_tree(
     };
     for entry in fs::read_dir(dir).map_err(io(dir))? {
         let path = entry.map_err(io(dir))?.path();
+        if is_hidden(&path) {
+            continue;
+        }
         if path.is_dir() {
             read_tree(root, &path, files)?;
         } else {

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::app::App;
 use crate::config::{ConfigError, ServeConfig};
 use crate::grpc::{self, GrpcError};
-use crate::rules_source::{RulesLoadError, load_rules};
+use crate::rules_source::{RulesLoadError, RulesSource};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -68,7 +68,8 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 
 pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let (tls, tokens) = config.load_secrets()?;
-    let rules = load_rules(config.rules_dir.as_deref())?;
+    let rules_source = config.rules_source();
+    let rules = rules_source.load()?;
     let ruleset_version = rules.version();
     let app = Arc::new(App::new(rules, config.nats.url.is_some()));
     let grpc_listener = bind(config.grpc_addr).await?;
@@ -112,6 +113,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let http_task = tokio::spawn(async move { http_server.await });
 
     let sampler = tokio::spawn(sample_metrics(app.clone()));
+    let reloader = tokio::spawn(reload_rules(
+        app.clone(),
+        rules_source,
+        config.rules_watch_interval,
+    ));
 
     let (consumer_stop, consumer_stopped) = tokio::sync::watch::channel(false);
     let nats_task = match config.nats.url.clone() {
@@ -136,6 +142,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let task = tokio::spawn(async move {
         let _ = stopped.await;
         sampler.abort();
+        reloader.abort();
         shutdown_app.begin_shutdown();
         health.set(false).await;
         tracing::info!(drain_delay = ?drain_delay, grace = ?grace, "shutting down: health is NOT_SERVING");
@@ -171,6 +178,77 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         stop: Some(stop),
         task,
     })
+}
+
+/// Reloads the rule data on SIGHUP and, with a watch interval, when its files change. The new
+/// data is loaded and checked off the async workers, then swapped in atomically; on any error
+/// the data in force stays.
+async fn reload_rules(app: Arc<App>, source: RulesSource, watch: Option<std::time::Duration>) {
+    #[cfg(unix)]
+    let mut hangup =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; rule data reloads only on file changes");
+                None
+            }
+        };
+    #[cfg(not(unix))]
+    let mut hangup: Option<tokio::sync::mpsc::Receiver<()>> = None;
+    let mut ticks = watch.map(|every| {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks
+    });
+    let mut seen = source.fingerprint();
+    loop {
+        let trigger = tokio::select! {
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => "SIGHUP",
+            () = async {
+                match ticks.as_mut() {
+                    Some(ticks) => { ticks.tick().await; }
+                    None => std::future::pending().await,
+                }
+            } => "files changed",
+        };
+        let now = source.fingerprint();
+        if trigger == "files changed" && now == seen {
+            continue;
+        }
+        seen = now;
+        reload_once(&app, &source, trigger).await;
+    }
+}
+
+async fn reload_once(app: &App, source: &RulesSource, trigger: &'static str) {
+    let loading = source.clone();
+    let kept = app.rules().version();
+    match tokio::task::spawn_blocking(move || loading.load()).await {
+        Ok(Ok(rules)) => {
+            let (old_version, ruleset_version) = app.replace_rules(rules);
+            app.metrics.rules_reloaded("loaded");
+            tracing::info!(trigger, rules = %source.describe(), %old_version, %ruleset_version, "rule data reloaded");
+        }
+        Ok(Err(error)) => {
+            app.metrics.rules_reloaded("refused");
+            tracing::error!(
+                trigger,
+                rules = %source.describe(),
+                error = %crate::telemetry::error_chain(&error),
+                ruleset_version = %kept,
+                "rule data reload refused; the data in force stays"
+            );
+        }
+        Err(error) => {
+            app.metrics.rules_reloaded("refused");
+            tracing::error!(trigger, %error, ruleset_version = %kept, "rule data reload failed; the data in force stays");
+        }
+    }
 }
 
 /// How often the dashboard's totals are sampled for its rates.

@@ -1,24 +1,13 @@
-//! The real `claimlint serve` process: SIGTERM with a stream in flight, and `claimlint submit`.
+//! The real `claimlint serve` process: SIGTERM with a stream in flight, SIGHUP rule data
+//! reloads under load, and the `submit` and `healthcheck` clients.
 
 mod support;
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use claimlint::proto::v1 as pb;
 use claimlint::proto::v1::claim_validator_client::ClaimValidatorClient;
 use support::*;
-
-fn wait_with_limit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_answers_calls_in_flight_and_exits_within_the_grace_period() {
@@ -92,7 +81,7 @@ async fn sigterm_answers_calls_in_flight_and_exits_within_the_grace_period() {
     );
 
     // The stuck stream does not hold the process past drain delay + grace (0.5 s + 3 s).
-    let status = wait_with_limit(&mut process.child, Duration::from_secs(6))
+    let status = process.wait_exit(Duration::from_secs(6))
         .expect("exited within the grace period");
     assert!(status.success(), "{status:?}");
     assert!(signalled.elapsed() < Duration::from_secs(6));
@@ -163,7 +152,7 @@ fn submit_prints_the_same_verdicts_as_validate() {
         stdout(&text)
     );
     process.sigterm();
-    wait_with_limit(&mut process.child, Duration::from_secs(30)).expect("exits");
+    process.wait_exit(Duration::from_secs(30)).expect("exits");
     let down = claimlint()
         .args([
             "submit",
@@ -179,4 +168,193 @@ fn submit_prints_the_same_verdicts_as_validate() {
         "{}",
         stderr(&down)
     );
+}
+
+// ---------------------------------------------------------------- rule data reload
+
+/// Rejected under the shipped Medicare profile for an invalid rendering NPI only.
+fn bad_npi_visit() -> pb::Encounter {
+    let mut encounter = recent_seed_visit();
+    encounter.encounter_id = "reload-1".into();
+    encounter.rendering_provider.as_mut().unwrap().npi = "1234567890".into();
+    encounter
+}
+
+async fn ruleset_version(addr: std::net::SocketAddr) -> String {
+    ClaimValidatorClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+        .list_rules(pb::ListRulesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .ruleset_version
+}
+
+/// (status, ruleset_version) of every answer of one client, in order.
+type Verdicts = Vec<(i32, String)>;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_swaps_rule_data_under_load_and_keeps_it_when_the_new_data_is_broken() {
+    let rules = tempfile::tempdir().unwrap();
+    copy_rules(rules.path());
+    let rules_dir = rules.path().to_string_lossy().into_owned();
+    let process = ClaimlintProcess::start(&["--rules-dir", &rules_dir]);
+    let addr = process.grpc_addr;
+    let old_version = ruleset_version(addr).await;
+
+    // Load: four clients validating without pause until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let mut client = ClaimValidatorClient::connect(format!("http://{addr}"))
+                .await
+                .unwrap();
+            let mut verdicts: Verdicts = Vec::new();
+            let mut failures = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let request = pb::ValidateRequest {
+                    encounter: Some(bad_npi_visit()),
+                    dry_run: true,
+                };
+                match client.validate(request).await {
+                    Ok(answer) => {
+                        let outcome = answer.into_inner().outcome.unwrap();
+                        verdicts.push((outcome.status, outcome.ruleset_version));
+                    }
+                    Err(status) => failures.push(status),
+                }
+            }
+            (verdicts, failures)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The new data grades NPI_INVALID as a warning for Medicare: the visit validates.
+    let profiles = rules.path().join("profiles.toml");
+    let text = std::fs::read_to_string(&profiles).unwrap();
+    let changed = text.replacen(
+        "[profile.medicare]\n",
+        "[profile.medicare]\nrules = { NPI_INVALID = \"warning\" }\n",
+        1,
+    );
+    assert_ne!(changed, text);
+    std::fs::write(&profiles, changed).unwrap();
+    process.signal("HUP");
+    let started = Instant::now();
+    let new_version = loop {
+        let version = ruleset_version(addr).await;
+        if version != old_version {
+            break version;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no reload within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let (mut before, mut after) = (0, 0);
+    for client in clients {
+        let (verdicts, failures) = client.await.unwrap();
+        assert!(failures.is_empty(), "calls failed during the reload: {failures:?}");
+        // Each client sees the old data, then the new, never the old again; each verdict is
+        // the one its data gives.
+        let switched = verdicts
+            .iter()
+            .position(|(_, version)| *version == new_version)
+            .expect("the new data reached every client");
+        for (index, (status, version)) in verdicts.iter().enumerate() {
+            if index < switched {
+                assert_eq!(*version, old_version);
+                assert_eq!(*status, pb::Status::Rejected as i32);
+                before += 1;
+            } else {
+                assert_eq!(*version, new_version, "answer {index} went back to the old data");
+                assert_eq!(*status, pb::Status::Validated as i32);
+                after += 1;
+            }
+        }
+    }
+    assert!(before > 0 && after > 0, "{before} answers before, {after} after");
+    let (_, ready) = http_get(process.http_addr, "/readyz").await;
+    assert!(ready.contains(&new_version), "{ready}");
+    let (_, metrics) = http_get(process.http_addr, "/metrics").await;
+    assert!(metrics.contains(&format!("claimlint_ruleset_info{{version=\"{new_version}\"}} 1")));
+    assert!(!metrics.contains(&format!("version=\"{old_version}\"")));
+    assert_eq!(
+        metric_value(&metrics, "claimlint_rules_reloads_total{result=\"loaded\"}"),
+        Some(1.0)
+    );
+    assert!(process.logs().iter().any(|l| l.contains("rule data reloaded") && l.contains(&new_version)));
+
+    // Broken data is refused with a clear log line; the data in force stays.
+    std::fs::write(rules.path().join("reasons.toml"), "[[rule]\ncode = ").unwrap();
+    process.signal("HUP");
+    let started = Instant::now();
+    let refusal = loop {
+        if let Some(line) = process.logs().into_iter().find(|l| l.contains("reload refused")) {
+            break line;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no refusal logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(refusal.contains("reasons.toml"), "{refusal}");
+    assert!(refusal.contains(&new_version), "{refusal}");
+    assert_eq!(ruleset_version(addr).await, new_version);
+    let answer = ClaimValidatorClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+        .validate(pb::ValidateRequest {
+            encounter: Some(bad_npi_visit()),
+            dry_run: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .outcome
+        .unwrap();
+    assert_eq!(answer.status, pb::Status::Validated as i32);
+    let (_, metrics) = http_get(process.http_addr, "/metrics").await;
+    assert_eq!(
+        metric_value(&metrics, "claimlint_rules_reloads_total{result=\"refused\"}"),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_rules_directory_is_reloaded_when_watched() {
+    let rules = tempfile::tempdir().unwrap();
+    copy_rules(rules.path());
+    let rules_dir = rules.path().to_string_lossy().into_owned();
+    let process = ClaimlintProcess::start(&[
+        "--rules-dir",
+        &rules_dir,
+        "--rules-watch-interval",
+        "200ms",
+    ]);
+    let old_version = ruleset_version(process.grpc_addr).await;
+    let profiles = rules.path().join("profiles.toml");
+    let text = std::fs::read_to_string(&profiles).unwrap();
+    std::fs::write(&profiles, format!("{text}\n# a comment changes the digest\n")).unwrap();
+    let started = Instant::now();
+    while ruleset_version(process.grpc_addr).await == old_version {
+        assert!(started.elapsed() < Duration::from_secs(10), "no reload within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------- healthcheck
+
+#[test]
+fn healthcheck_exits_zero_only_for_a_serving_server() {
+    let process = ClaimlintProcess::start(&[]);
+    let serving = run(&["healthcheck", "--addr", &format!("http://{}", process.grpc_addr)]);
+    assert!(serving.status.success(), "{}", stderr(&serving));
+    assert_eq!(stdout(&serving).trim(), "SERVING");
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let down = run(&["healthcheck", "--addr", &nobody, "--timeout", "1s"]);
+    assert_eq!(down.status.code(), Some(1), "{}", stdout(&down));
+    assert!(stderr(&down).contains("claimlint healthcheck:"), "{}", stderr(&down));
 }

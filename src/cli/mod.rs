@@ -1,5 +1,6 @@
 //! Command-line verbs. `main` parses [`Cli`] and calls [`run`].
 
+mod healthcheck;
 mod publish;
 mod report;
 mod submit;
@@ -12,7 +13,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub use publish::{PublishArgs, PublishError};
 pub use report::format_outcome_text;
-pub use submit::{SubmitArgs, SubmitError};
+pub use healthcheck::HealthcheckArgs;
+pub use submit::{GrpcClientArgs, SubmitArgs, SubmitError};
 
 /// Exit status of `validate` (contract §8): all validated, some rejected, bad input.
 pub const EXIT_VALIDATED: u8 = 0;
@@ -42,6 +44,8 @@ pub enum Command {
     Submit(SubmitArgs),
     /// Publish encounters to NATS JetStream (`encounters.submitted`).
     Publish(PublishArgs),
+    /// Exit 0 when a running service answers gRPC health SERVING (for container health checks).
+    Healthcheck(HealthcheckArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -116,6 +120,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Serve(config) => serve(*config),
         Command::Submit(args) => submit::run(args),
         Command::Publish(args) => publish::run(args),
+        Command::Healthcheck(args) => healthcheck::run(args),
     }
 }
 

@@ -11,14 +11,12 @@ use super::{CliError, Format};
 use crate::proto::v1 as pb;
 use crate::proto::v1::claim_validator_client::ClaimValidatorClient;
 
+/// How a client reaches the gRPC server.
 #[derive(Debug, clap::Args)]
-pub struct SubmitArgs {
+pub struct GrpcClientArgs {
     /// Server URL, e.g. http://127.0.0.1:50051 or https://claimlint.internal:50051.
     #[arg(long, env = "CLAIMLINT_ADDR")]
     pub addr: String,
-    /// File holding the bearer token (first non-empty line).
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
     /// PEM CA to verify the server's certificate (implies TLS).
     #[arg(long)]
     pub ca: Option<PathBuf>,
@@ -31,6 +29,15 @@ pub struct SubmitArgs {
     /// The server name to verify in its certificate (default: the URL's host).
     #[arg(long)]
     pub server_name: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub server: GrpcClientArgs,
+    /// File holding the bearer token (first non-empty line).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
     /// Validate only: do not publish the outcome (when the server has NATS).
     #[arg(long)]
     pub dry_run: bool,
@@ -62,7 +69,7 @@ pub enum SubmitError {
     Runtime(#[source] std::io::Error),
 }
 
-fn read(what: &'static str, path: &PathBuf) -> Result<Vec<u8>, SubmitError> {
+pub(super) fn read(what: &'static str, path: &PathBuf) -> Result<Vec<u8>, SubmitError> {
     std::fs::read(path).map_err(|source| SubmitError::Read {
         what,
         path: path.clone(),
@@ -70,7 +77,7 @@ fn read(what: &'static str, path: &PathBuf) -> Result<Vec<u8>, SubmitError> {
     })
 }
 
-async fn connect(args: &SubmitArgs) -> Result<Channel, SubmitError> {
+pub async fn connect(args: &GrpcClientArgs) -> Result<Channel, SubmitError> {
     let connect_error = |source| SubmitError::Connect {
         addr: args.addr.clone(),
         source,
@@ -115,7 +122,7 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
             )
         }
     };
-    let channel = runtime.block_on(connect(&args))?;
+    let channel = runtime.block_on(connect(&args.server))?;
     let mut client = ClaimValidatorClient::new(channel);
     super::validate::judge_files(&args.files, args.format, |encounter| {
         let mut request = tonic::Request::new(pb::ValidateRequest {

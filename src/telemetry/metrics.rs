@@ -53,6 +53,11 @@ struct RulesetLabels {
     version: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+}
+
 /// Latency observations of one source: a count per bucket of [`latency_bounds`] plus one
 /// for everything above the last bound.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -154,6 +159,7 @@ pub struct Metrics {
     consumer_pending: Gauge,
     rules: Family<RuleLabels, Gauge>,
     ruleset: Family<RulesetLabels, Gauge>,
+    reloads: Family<ReloadLabels, Counter>,
     otel: OtelInstruments,
     bounds: Vec<f64>,
     totals: Mutex<Totals>,
@@ -215,6 +221,7 @@ impl Metrics {
         let consumer_pending = Gauge::default();
         let rules = Family::<RuleLabels, Gauge>::default();
         let ruleset = Family::<RulesetLabels, Gauge>::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
         let mut registry = Registry::default();
         registry.register(
             "claimlint_encounters",
@@ -256,6 +263,11 @@ impl Metrics {
             "The rule data version in force",
             ruleset.clone(),
         );
+        registry.register(
+            "claimlint_rules_reloads",
+            "Rule data reloads, by result (loaded, refused)",
+            reloads.clone(),
+        );
         Metrics {
             registry,
             encounters,
@@ -266,6 +278,7 @@ impl Metrics {
             consumer_pending,
             rules,
             ruleset,
+            reloads,
             otel: OtelInstruments::new(),
             bounds,
             totals: Mutex::new(Totals::default()),
@@ -290,6 +303,11 @@ impl Metrics {
                 version: rules.version(),
             })
             .set(1);
+    }
+
+    /// Counts a rule data reload: `loaded` or `refused`.
+    pub fn rules_reloaded(&self, result: &'static str) {
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
     }
 
     /// Counts one judged encounter (dry runs included).
