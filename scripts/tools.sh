@@ -46,3 +46,15 @@ ensure_debian_packages() {
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 }
+
+# PyYAML and kubernetes-validate (the Kubernetes JSON schemas) for scripts/check-deploy,
+# installed into .tools/pydeploy; exports PYTHONPATH.
+ensure_python_deploy_tools() {
+  local target="$TOOLS_DIR/pydeploy"
+  if ! PYTHONPATH="$target" python3 -c 'import yaml, kubernetes_validate' 2>/dev/null; then
+    echo "== installing PyYAML and kubernetes-validate (PyPI) into .tools/"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --upgrade \
+      --target "$target" 'kubernetes-validate>=1.31,<2' 'PyYAML>=6'
+  fi
+  export PYTHONPATH="$target${PYTHONPATH:+:$PYTHONPATH}"
+}

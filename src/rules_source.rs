@@ -181,3 +181,79 @@ fn read_tree(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::data::RuleSetting;
+    use crate::core::reason::{ReasonCode, Severity};
+
+    fn medicare_npi_setting(rules: &RuleSet) -> RuleSetting {
+        let profiles = rules.profiles().all();
+        let medicare = profiles
+            .iter()
+            .find(|p| p.name == "medicare")
+            .expect("a medicare profile");
+        medicare.setting(ReasonCode::NpiInvalid)
+    }
+
+    #[test]
+    fn an_overlay_replaces_files_by_path_and_hidden_entries_are_skipped() {
+        let built_in = RulesSource::default().load().unwrap();
+        assert_eq!(
+            medicare_npi_setting(&built_in),
+            RuleSetting::On(Severity::Error)
+        );
+        let overlay = tempfile::tempdir().unwrap();
+        let profiles = String::from_utf8_lossy(
+            embedded_files()
+                .find(|(path, _)| *path == "profiles.toml")
+                .unwrap()
+                .1,
+        )
+        .replacen(
+            "[profile.medicare]\n",
+            "[profile.medicare]\nrules = { NPI_INVALID = \"warning\" }\n",
+            1,
+        );
+        fs::write(overlay.path().join("profiles.toml"), profiles).unwrap();
+        // What a Kubernetes ConfigMap volume holds beside the files, and an editor's leftover:
+        // neither is rule data.
+        fs::create_dir(overlay.path().join("..2026_11_28_00_00_00.1")).unwrap();
+        fs::write(
+            overlay.path().join("..2026_11_28_00_00_00.1/reasons.toml"),
+            "not toml [",
+        )
+        .unwrap();
+        fs::write(overlay.path().join(".profiles.toml.swp"), "junk").unwrap();
+        let source = RulesSource {
+            dir: None,
+            overlay: Some(overlay.path().to_path_buf()),
+        };
+        let overlaid = source.load().unwrap();
+        assert_eq!(
+            medicare_npi_setting(&overlaid),
+            RuleSetting::On(Severity::Warning)
+        );
+        assert_ne!(overlaid.version(), built_in.version());
+        assert!(source.describe().contains("(built in) + overlay"));
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_the_files_and_not_otherwise() {
+        assert_eq!(RulesSource::default().fingerprint(), None);
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("profiles.toml"), "a").unwrap();
+        let source = RulesSource {
+            dir: Some(dir.path().to_path_buf()),
+            overlay: None,
+        };
+        let first = source.fingerprint();
+        assert_eq!(source.fingerprint(), first);
+        fs::write(dir.path().join("profiles.toml"), "ab").unwrap();
+        assert_ne!(source.fingerprint(), first);
+        let second = source.fingerprint();
+        fs::write(dir.path().join("new.toml"), "").unwrap();
+        assert_ne!(source.fingerprint(), second);
+    }
+}

@@ -185,14 +185,13 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
 /// the data in force stays.
 async fn reload_rules(app: Arc<App>, source: RulesSource, watch: Option<std::time::Duration>) {
     #[cfg(unix)]
-    let mut hangup =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => Some(signal),
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGHUP; rule data reloads only on file changes");
-                None
-            }
-        };
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => Some(signal),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; rule data reloads only on file changes");
+            None
+        }
+    };
     #[cfg(not(unix))]
     let mut hangup: Option<tokio::sync::mpsc::Receiver<()>> = None;
     let mut ticks = watch.map(|every| {

@@ -81,7 +81,8 @@ async fn sigterm_answers_calls_in_flight_and_exits_within_the_grace_period() {
     );
 
     // The stuck stream does not hold the process past drain delay + grace (0.5 s + 3 s).
-    let status = process.wait_exit(Duration::from_secs(6))
+    let status = process
+        .wait_exit(Duration::from_secs(6))
         .expect("exited within the grace period");
     assert!(status.success(), "{status:?}");
     assert!(signalled.elapsed() < Duration::from_secs(6));
@@ -249,7 +250,10 @@ async fn sighup_swaps_rule_data_under_load_and_keeps_it_when_the_new_data_is_bro
         if version != old_version {
             break version;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "no reload within 10 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no reload within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -258,7 +262,10 @@ async fn sighup_swaps_rule_data_under_load_and_keeps_it_when_the_new_data_is_bro
     let (mut before, mut after) = (0, 0);
     for client in clients {
         let (verdicts, failures) = client.await.unwrap();
-        assert!(failures.is_empty(), "calls failed during the reload: {failures:?}");
+        assert!(
+            failures.is_empty(),
+            "calls failed during the reload: {failures:?}"
+        );
         // Each client sees the old data, then the new, never the old again; each verdict is
         // the one its data gives.
         let switched = verdicts
@@ -271,33 +278,53 @@ async fn sighup_swaps_rule_data_under_load_and_keeps_it_when_the_new_data_is_bro
                 assert_eq!(*status, pb::Status::Rejected as i32);
                 before += 1;
             } else {
-                assert_eq!(*version, new_version, "answer {index} went back to the old data");
+                assert_eq!(
+                    *version, new_version,
+                    "answer {index} went back to the old data"
+                );
                 assert_eq!(*status, pb::Status::Validated as i32);
                 after += 1;
             }
         }
     }
-    assert!(before > 0 && after > 0, "{before} answers before, {after} after");
+    assert!(
+        before > 0 && after > 0,
+        "{before} answers before, {after} after"
+    );
     let (_, ready) = http_get(process.http_addr, "/readyz").await;
     assert!(ready.contains(&new_version), "{ready}");
     let (_, metrics) = http_get(process.http_addr, "/metrics").await;
-    assert!(metrics.contains(&format!("claimlint_ruleset_info{{version=\"{new_version}\"}} 1")));
+    assert!(metrics.contains(&format!(
+        "claimlint_ruleset_info{{version=\"{new_version}\"}} 1"
+    )));
     assert!(!metrics.contains(&format!("version=\"{old_version}\"")));
     assert_eq!(
         metric_value(&metrics, "claimlint_rules_reloads_total{result=\"loaded\"}"),
         Some(1.0)
     );
-    assert!(process.logs().iter().any(|l| l.contains("rule data reloaded") && l.contains(&new_version)));
+    assert!(
+        process
+            .logs()
+            .iter()
+            .any(|l| l.contains("rule data reloaded") && l.contains(&new_version))
+    );
 
     // Broken data is refused with a clear log line; the data in force stays.
     std::fs::write(rules.path().join("reasons.toml"), "[[rule]\ncode = ").unwrap();
     process.signal("HUP");
     let started = Instant::now();
     let refusal = loop {
-        if let Some(line) = process.logs().into_iter().find(|l| l.contains("reload refused")) {
+        if let Some(line) = process
+            .logs()
+            .into_iter()
+            .find(|l| l.contains("reload refused"))
+        {
             break line;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "no refusal logged");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no refusal logged"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(refusal.contains("reasons.toml"), "{refusal}");
@@ -318,7 +345,10 @@ async fn sighup_swaps_rule_data_under_load_and_keeps_it_when_the_new_data_is_bro
     assert_eq!(answer.status, pb::Status::Validated as i32);
     let (_, metrics) = http_get(process.http_addr, "/metrics").await;
     assert_eq!(
-        metric_value(&metrics, "claimlint_rules_reloads_total{result=\"refused\"}"),
+        metric_value(
+            &metrics,
+            "claimlint_rules_reloads_total{result=\"refused\"}"
+        ),
         Some(1.0)
     );
 }
@@ -328,19 +358,22 @@ async fn a_changed_rules_directory_is_reloaded_when_watched() {
     let rules = tempfile::tempdir().unwrap();
     copy_rules(rules.path());
     let rules_dir = rules.path().to_string_lossy().into_owned();
-    let process = ClaimlintProcess::start(&[
-        "--rules-dir",
-        &rules_dir,
-        "--rules-watch-interval",
-        "200ms",
-    ]);
+    let process =
+        ClaimlintProcess::start(&["--rules-dir", &rules_dir, "--rules-watch-interval", "200ms"]);
     let old_version = ruleset_version(process.grpc_addr).await;
     let profiles = rules.path().join("profiles.toml");
     let text = std::fs::read_to_string(&profiles).unwrap();
-    std::fs::write(&profiles, format!("{text}\n# a comment changes the digest\n")).unwrap();
+    std::fs::write(
+        &profiles,
+        format!("{text}\n# a comment changes the digest\n"),
+    )
+    .unwrap();
     let started = Instant::now();
     while ruleset_version(process.grpc_addr).await == old_version {
-        assert!(started.elapsed() < Duration::from_secs(10), "no reload within 10 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no reload within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -350,11 +383,19 @@ async fn a_changed_rules_directory_is_reloaded_when_watched() {
 #[test]
 fn healthcheck_exits_zero_only_for_a_serving_server() {
     let process = ClaimlintProcess::start(&[]);
-    let serving = run(&["healthcheck", "--addr", &format!("http://{}", process.grpc_addr)]);
+    let serving = run(&[
+        "healthcheck",
+        "--addr",
+        &format!("http://{}", process.grpc_addr),
+    ]);
     assert!(serving.status.success(), "{}", stderr(&serving));
     assert_eq!(stdout(&serving).trim(), "SERVING");
     let nobody = format!("http://127.0.0.1:{}", free_port());
     let down = run(&["healthcheck", "--addr", &nobody, "--timeout", "1s"]);
     assert_eq!(down.status.code(), Some(1), "{}", stdout(&down));
-    assert!(stderr(&down).contains("claimlint healthcheck:"), "{}", stderr(&down));
+    assert!(
+        stderr(&down).contains("claimlint healthcheck:"),
+        "{}",
+        stderr(&down)
+    );
 }

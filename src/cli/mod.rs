@@ -11,9 +11,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use healthcheck::HealthcheckArgs;
 pub use publish::{PublishArgs, PublishError};
 pub use report::format_outcome_text;
-pub use healthcheck::HealthcheckArgs;
 pub use submit::{GrpcClientArgs, SubmitArgs, SubmitError};
 
 /// Exit status of `validate` (contract §8): all validated, some rejected, bad input.
