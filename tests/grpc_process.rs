@@ -399,3 +399,59 @@ fn healthcheck_exits_zero_only_for_a_serving_server() {
         stderr(&down)
     );
 }
+
+// ---------------------------------------------------------------- request timeout
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_that_hangs_ends_at_the_request_timeout_for_calls_and_stream_messages() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let process = ClaimlintProcess::start(&["--nats-url", &url, "--request-timeout", "1s"]);
+    let addr = process.http_addr;
+    wait_until(Duration::from_secs(30), || async move {
+        http_get(addr, "/readyz").await.0 == 200
+    })
+    .await;
+    let mut client = ClaimValidatorClient::connect(format!("http://{}", process.grpc_addr))
+        .await
+        .unwrap();
+    let request = |id: &str| {
+        let mut encounter = recent_seed_visit();
+        encounter.encounter_id = id.to_owned();
+        pb::ValidateRequest {
+            encounter: Some(encounter),
+            dry_run: false,
+        }
+    };
+    // NATS stops answering: the outcome's publish is never acknowledged.
+    nats.pause();
+    let unary = client.validate(request("hang-1")).await.unwrap_err();
+    assert_eq!(unary.code(), tonic::Code::Unavailable);
+    assert!(
+        unary.message().contains("request timeout"),
+        "{}",
+        unary.message()
+    );
+    let mut answers = client
+        .validate_stream(tokio_stream::iter([request("hang-2")]))
+        .await
+        .unwrap()
+        .into_inner();
+    let streamed = answers.message().await.unwrap_err();
+    assert_eq!(streamed.code(), tonic::Code::Unavailable);
+    assert!(
+        streamed
+            .message()
+            .contains("request 0 of the stream took longer than the request timeout"),
+        "{}",
+        streamed.message()
+    );
+    nats.resume();
+    // With NATS back, the same call succeeds.
+    let ok = client
+        .validate(request("hang-3"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ok.published);
+}

@@ -139,12 +139,20 @@ impl ClaimValidator for ClaimValidatorService {
         let mut inbound = request.into_inner();
         let (sender, receiver) = mpsc::channel(self.stream_buffer);
         let app = self.app.clone();
+        let request_timeout = self.request_timeout;
         let stream = async move {
             let mut position = 0usize;
             loop {
                 let next = match inbound.message().await {
+                    // Each message gets the unary call's time limit.
                     Ok(Some(request)) => {
-                        answer(&app, request, Some(position), trace_headers.as_ref()).await
+                        let work = answer(&app, request, Some(position), trace_headers.as_ref());
+                        match tokio::time::timeout(request_timeout, work).await {
+                            Ok(result) => result,
+                            Err(_) => Err(Status::unavailable(format!(
+                                "request {position} of the stream took longer than the request timeout; retry from it"
+                            ))),
+                        }
                     }
                     Ok(None) => break,
                     Err(status) => Err(status),

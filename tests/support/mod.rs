@@ -246,6 +246,24 @@ impl NatsServer {
         }
     }
 
+    /// SIGSTOP: the server holds its connections but answers nothing.
+    pub fn pause(&self) {
+        self.send("STOP");
+    }
+
+    /// SIGCONT after [`NatsServer::pause`].
+    pub fn resume(&self) {
+        self.send("CONT");
+    }
+
+    fn send(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status();
+        }
+    }
+
     /// Starts again on the same port with the same store.
     pub fn restart(&mut self) {
         self.kill9();
