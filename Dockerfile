@@ -36,7 +36,10 @@ ENV CLAIMLINT_LOG_FORMAT=json \
     CLAIMLINT_ADDR=http://127.0.0.1:50051
 EXPOSE 50051 9464
 STOPSIGNAL SIGTERM
-# gRPC health of the server (CLAIMLINT_ADDR; set it to https://… with TLS).
+# gRPC health of the server at CLAIMLINT_ADDR (change it with CLAIMLINT_GRPC_ADDR's port). With
+# TLS: CLAIMLINT_ADDR=https://localhost:50051 and CLAIMLINT_CLIENT_TLS_CA, plus
+# CLAIMLINT_CLIENT_TLS_CERT/_KEY for mutual TLS and _SERVER_NAME when the certificate names
+# another host.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/claimlint", "healthcheck", "--timeout", "3s"]
 ENTRYPOINT ["/usr/local/bin/claimlint"]

@@ -63,6 +63,13 @@ fn embed_rules(dir: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>>
 fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
+        // Hidden entries (an editor's swap file, .DS_Store) are not rule data, as at run time.
+        if path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with('.'))
+        {
+            continue;
+        }
         if path.is_dir() {
             println!("cargo:rerun-if-changed={}", path.display());
             collect_files(&path, files)?;

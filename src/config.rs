@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use clap::Args;
 
+/// A watch interval: a duration of at least a second (files are not checked more often).
+fn parse_watch_interval(raw: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if interval < Duration::from_secs(1) {
+        return Err(format!("`{raw}` is under a second"));
+    }
+    Ok(interval)
+}
+
 /// Every setting of the service. `Debug` prints no secret: it holds file paths, not contents.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
@@ -16,16 +25,11 @@ pub struct ServeConfig {
     /// HTTP listen address (/healthz, /readyz, /metrics).
     #[arg(long, env = "CLAIMLINT_HTTP_ADDR", default_value = "0.0.0.0:9464")]
     pub http_addr: SocketAddr,
-    /// A complete rules directory replacing the compiled-in rule data.
-    #[arg(long, env = "CLAIMLINT_RULES_DIR")]
-    pub rules_dir: Option<PathBuf>,
-    /// Files that replace or add to the rule data by relative path (e.g. a ConfigMap with
-    /// `profiles.toml`), over the rules directory or the compiled-in data.
-    #[arg(long, env = "CLAIMLINT_RULES_OVERLAY")]
-    pub rules_overlay: Option<PathBuf>,
+    #[command(flatten)]
+    pub rules: crate::rules_source::RulesSource,
     /// Also reload the rule data when its files change, checking this often (SIGHUP always
     /// reloads).
-    #[arg(long, env = "CLAIMLINT_RULES_WATCH_INTERVAL", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CLAIMLINT_RULES_WATCH_INTERVAL", value_parser = parse_watch_interval)]
     pub rules_watch_interval: Option<Duration>,
     /// File with one bearer token per line; when set, every RPC but health needs one.
     #[arg(long, env = "CLAIMLINT_AUTH_TOKENS_FILE")]
@@ -381,13 +385,6 @@ impl ServeConfig {
 
     /// Worker threads: configured, else what the OS lets this process use (the standard
     /// library reads the cgroup CPU quota on Linux), not the host's core count.
-    pub fn rules_source(&self) -> crate::rules_source::RulesSource {
-        crate::rules_source::RulesSource {
-            dir: self.rules_dir.clone(),
-            overlay: self.rules_overlay.clone(),
-        }
-    }
-
     pub fn worker_threads(&self) -> usize {
         self.worker_threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)

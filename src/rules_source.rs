@@ -33,12 +33,19 @@ pub fn embedded_files() -> impl Iterator<Item = (&'static str, &'static [u8])> {
     embedded::EMBEDDED_RULES.iter().copied()
 }
 
-/// Where to read rule data from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Where to read rule data from (the same flags for `serve`, `validate` and `rules`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct RulesSource {
-    /// A complete rules directory; `None`: the compiled-in data.
+    /// A complete rules directory replacing the compiled-in rule data.
+    #[arg(long = "rules-dir", env = "CLAIMLINT_RULES_DIR", value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// Files replacing or adding to those of `dir` by relative path.
+    /// Files that replace or add to the rule data by relative path (e.g. a ConfigMap with
+    /// `profiles.toml`), over the rules directory or the compiled-in data.
+    #[arg(
+        long = "rules-overlay",
+        env = "CLAIMLINT_RULES_OVERLAY",
+        value_name = "DIR"
+    )]
     pub overlay: Option<PathBuf>,
 }
 
@@ -92,14 +99,17 @@ impl RulesSource {
         }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         for root in self.dir.iter().chain(&self.overlay) {
-            fingerprint_tree(root, &mut hasher);
+            fingerprint_tree(root, root, &mut hasher);
         }
         Some(hasher.finish())
     }
 }
 
-fn fingerprint_tree(dir: &Path, hasher: &mut impl std::hash::Hasher) {
+fn fingerprint_tree(root: &Path, dir: &Path, hasher: &mut impl std::hash::Hasher) {
     use std::hash::Hash;
+    if depth_below(root, dir) > MAX_DEPTH {
+        return;
+    }
     let Ok(entries) = fs::read_dir(dir) else {
         // A directory that cannot be read is a change too (the load will say why).
         dir.hash(hasher);
@@ -113,13 +123,21 @@ fn fingerprint_tree(dir: &Path, hasher: &mut impl std::hash::Hasher) {
     paths.sort();
     for path in paths {
         if path.is_dir() {
-            fingerprint_tree(&path, hasher);
+            fingerprint_tree(root, &path, hasher);
         } else if let Ok(meta) = fs::metadata(&path) {
             path.hash(hasher);
             meta.len().hash(hasher);
             meta.modified().ok().hash(hasher);
         }
     }
+}
+
+/// Rule data is at most a few directories deep; deeper means a symbolic link loop.
+const MAX_DEPTH: usize = 8;
+
+fn depth_below(root: &Path, dir: &Path) -> usize {
+    dir.strip_prefix(root)
+        .map_or(0, |rest| rest.components().count())
 }
 
 fn is_hidden(path: &Path) -> bool {
@@ -160,6 +178,11 @@ fn read_tree(
         let path = path.to_path_buf();
         move |source| RulesLoadError::Io { path, source }
     };
+    if depth_below(root, dir) > MAX_DEPTH {
+        return Err(io(dir)(std::io::Error::other(format!(
+            "nested deeper than {MAX_DEPTH} directories (a symbolic link loop?)"
+        ))));
+    }
     for entry in fs::read_dir(dir).map_err(io(dir))? {
         let path = entry.map_err(io(dir))?.path();
         if is_hidden(&path) {
@@ -255,5 +278,22 @@ mod tests {
         let second = source.fingerprint();
         fs::write(dir.path().join("new.toml"), "").unwrap();
         assert_ne!(source.fingerprint(), second);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_loop_is_refused_not_followed_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+        let source = RulesSource {
+            dir: None,
+            overlay: Some(dir.path().to_path_buf()),
+        };
+        let error = source.load().unwrap_err();
+        assert!(
+            crate::telemetry::error_chain(&error).contains("symbolic link loop"),
+            "{error}"
+        );
+        assert!(source.fingerprint().is_some());
     }
 }

@@ -68,7 +68,9 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 
 pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let (tls, tokens) = config.load_secrets()?;
-    let rules_source = config.rules_source();
+    let rules_source = config.rules.clone();
+    // Taken before the load: a change while loading is seen by the first watch check.
+    let loaded_fingerprint = rules_source.fingerprint();
     let rules = rules_source.load()?;
     let ruleset_version = rules.version();
     let app = Arc::new(App::new(rules, config.nats.url.is_some()));
@@ -116,7 +118,9 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let reloader = tokio::spawn(reload_rules(
         app.clone(),
         rules_source,
+        loaded_fingerprint,
         config.rules_watch_interval,
+        listen_for_hangup(),
     ));
 
     let (consumer_stop, consumer_stopped) = tokio::sync::watch::channel(false);
@@ -124,7 +128,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         None => None,
         Some(url) => {
             let client = crate::nats::connect(&config.nats).await?;
-            tracing::info!(nats_url = %url, "NATS configured; not ready until connected and set up");
+            tracing::info!(nats_url = %crate::nats::redact_url(&url), "NATS configured; not ready until connected and set up");
             Some(tokio::spawn(run_nats(
                 app.clone(),
                 health.clone(),
@@ -180,26 +184,45 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     })
 }
 
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangup = tokio::sync::mpsc::Receiver<()>;
+
+/// Listens for SIGHUP from now on (unhandled, SIGHUP would end the process).
+fn listen_for_hangup() -> Option<Hangup> {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; rule data reloads only on file changes");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Reloads the rule data on SIGHUP and, with a watch interval, when its files change. The new
 /// data is loaded and checked off the async workers, then swapped in atomically; on any error
 /// the data in force stays.
-async fn reload_rules(app: Arc<App>, source: RulesSource, watch: Option<std::time::Duration>) {
-    #[cfg(unix)]
-    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(signal) => Some(signal),
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGHUP; rule data reloads only on file changes");
-            None
-        }
-    };
-    #[cfg(not(unix))]
-    let mut hangup: Option<tokio::sync::mpsc::Receiver<()>> = None;
+async fn reload_rules(
+    app: Arc<App>,
+    source: RulesSource,
+    loaded_fingerprint: Option<u64>,
+    watch: Option<std::time::Duration>,
+    mut hangup: Option<Hangup>,
+) {
     let mut ticks = watch.map(|every| {
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks
     });
-    let mut seen = source.fingerprint();
+    let mut seen = loaded_fingerprint;
     loop {
         let trigger = tokio::select! {
             Some(()) = async {
@@ -215,13 +238,21 @@ async fn reload_rules(app: Arc<App>, source: RulesSource, watch: Option<std::tim
                 }
             } => "files changed",
         };
-        let now = source.fingerprint();
+        let now = fingerprint(&source).await;
         if trigger == "files changed" && now == seen {
             continue;
         }
         seen = now;
         reload_once(&app, &source, trigger).await;
     }
+}
+
+/// The rule files' fingerprint, read off the async workers (a volume may be slow).
+async fn fingerprint(source: &RulesSource) -> Option<u64> {
+    let source = source.clone();
+    tokio::task::spawn_blocking(move || source.fingerprint())
+        .await
+        .unwrap_or(None)
 }
 
 async fn reload_once(app: &App, source: &RulesSource, trigger: &'static str) {

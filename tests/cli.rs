@@ -524,3 +524,50 @@ fn a_rules_directory_replaces_the_built_in_data() {
         stderr(&output)
     );
 }
+
+#[test]
+fn an_overlay_changes_the_verdict_and_a_broken_one_is_refused_before_any_reload() {
+    let overlay = tempfile::tempdir().unwrap();
+    let profiles = std::fs::read_to_string(repo_root().join("rules/profiles.toml"))
+        .unwrap()
+        .replacen(
+            "[profile.medicare]\n",
+            "[profile.medicare]\nrules = { TIMELY_FILING_EXPIRED = \"off\" }\n",
+            1,
+        );
+    std::fs::write(overlay.path().join("profiles.toml"), profiles).unwrap();
+    let seed = repo_root().join("examples/valid-medicare-seed-visit.json");
+    let seed = seed.to_str().unwrap();
+    let overlay_dir = overlay.path().to_str().unwrap();
+    // Judged today, the 2025 seed visit is past Medicare's filing limit, unless the overlay
+    // switches that rule off.
+    let plain = run(&["validate", "--format", "json", seed]);
+    assert!(
+        outcomes(&plain)[0]
+            .reasons
+            .iter()
+            .any(|r| r.code == "TIMELY_FILING_EXPIRED")
+    );
+    let overlaid = run(&[
+        "validate",
+        "--format",
+        "json",
+        "--rules-overlay",
+        overlay_dir,
+        seed,
+    ]);
+    let reasons = &outcomes(&overlaid)[0].reasons;
+    assert!(
+        !reasons.iter().any(|r| r.code == "TIMELY_FILING_EXPIRED"),
+        "{reasons:#?}"
+    );
+
+    std::fs::write(overlay.path().join("profiles.toml"), "[profile.medicare\n").unwrap();
+    let refused = run(&["rules", "--rules-overlay", overlay_dir]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        stderr(&refused).contains("profiles.toml"),
+        "{}",
+        stderr(&refused)
+    );
+}

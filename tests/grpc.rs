@@ -551,4 +551,16 @@ fn bad_configuration_is_refused_at_start_with_a_clear_message() {
         "{}",
         stderr(&output)
     );
+    // A watch interval under a second would poll the volume without pause.
+    let output = claimlint()
+        .args(["serve", "--rules-watch-interval", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--rules-watch-interval")
+            && stderr(&output).contains("under a second"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -359,7 +359,7 @@ async fn a_changed_rules_directory_is_reloaded_when_watched() {
     copy_rules(rules.path());
     let rules_dir = rules.path().to_string_lossy().into_owned();
     let process =
-        ClaimlintProcess::start(&["--rules-dir", &rules_dir, "--rules-watch-interval", "200ms"]);
+        ClaimlintProcess::start(&["--rules-dir", &rules_dir, "--rules-watch-interval", "1s"]);
     let old_version = ruleset_version(process.grpc_addr).await;
     let profiles = rules.path().join("profiles.toml");
     let text = std::fs::read_to_string(&profiles).unwrap();

@@ -418,11 +418,21 @@ async fn counters_and_the_histogram_move_by_a_known_mix_from_both_feeds() {
         Some(0.0)
     );
 
+    // Tracing is off here: a producer's traceparent passes through to the outcome unchanged.
+    let grpc_traceparent = traceparent("11111111111111111111111111111111", "2222222222222222");
+    let nats_traceparent = traceparent("33333333333333333333333333333333", "4444444444444444");
     let mut client = grpc_client(process.grpc_addr).await;
     for encounter in [with_id("grpc-1"), with_id("grpc-2"), rejected("grpc-3")] {
-        client.validate(validate_request(encounter)).await.unwrap();
+        let traced = encounter.encounter_id == "grpc-1";
+        let mut request = tonic::Request::new(validate_request(encounter));
+        if traced {
+            request
+                .metadata_mut()
+                .insert("traceparent", grpc_traceparent.parse().unwrap());
+        }
+        client.validate(request).await.unwrap();
     }
-    let (json_headers, json) = json_message(&with_id("nats-1"), None);
+    let (json_headers, json) = json_message(&with_id("nats-1"), Some(&nats_traceparent));
     let (rejected_headers, rejected_json) = json_message(&rejected("nats-2"), None);
     let (rejected_headers_2, rejected_json_2) = json_message(&rejected("nats-3"), None);
     publish_raw(
@@ -488,6 +498,21 @@ async fn counters_and_the_histogram_move_by_a_known_mix_from_both_feeds() {
         value("claimlint_validation_duration_seconds_bucket{le=\"10.48576\",source=\"nats\"}"),
         4.0
     );
+
+    let stored = read_stream(&js, "CLAIMS").await;
+    for (id, sent) in [("grpc-1", &grpc_traceparent), ("nats-1", &nats_traceparent)] {
+        let message = stored
+            .iter()
+            .find(|m| {
+                serde_json::from_slice::<pb::Outcome>(&m.payload)
+                    .unwrap()
+                    .encounter_id
+                    == id
+            })
+            .unwrap_or_else(|| panic!("no outcome for {id}"));
+        let header = message.headers.as_ref().and_then(|h| h.get("traceparent"));
+        assert_eq!(header.map(|v| v.as_str()), Some(sent.as_str()), "{id}");
+    }
 
     // Each reason of each stored outcome is counted once, with its severity and payer kind.
     let mut expected: BTreeMap<String, f64> = BTreeMap::new();

@@ -6,7 +6,6 @@ mod report;
 mod submit;
 mod validate;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -57,13 +56,6 @@ pub enum Format {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RulesDirArg {
-    /// A complete rules directory replacing the compiled-in rule data.
-    #[arg(long = "rules-dir", env = "CLAIMLINT_RULES_DIR", value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
     /// Encounter files; `-` for standard input.
     #[arg(required = true, value_name = "FILE")]
@@ -74,7 +66,7 @@ pub struct ValidateArgs {
     #[arg(long = "as-of", value_name = "YYYY-MM-DD", value_parser = parse_as_of)]
     pub as_of: Option<chrono::NaiveDate>,
     #[command(flatten)]
-    pub rules: RulesDirArg,
+    pub rules: crate::rules_source::RulesSource,
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,7 +74,7 @@ pub struct RulesArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     #[command(flatten)]
-    pub rules: RulesDirArg,
+    pub rules: crate::rules_source::RulesSource,
 }
 
 fn parse_as_of(raw: &str) -> Result<chrono::NaiveDate, String> {

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use super::{CliError, Format, RulesArgs};
 use crate::proto::v1 as pb;
-use crate::rules_source::load_rules;
 use crate::wire::list_rules;
 
 /// One outcome: a status line, then each reason with its field, message, expected/actual,
@@ -73,7 +72,7 @@ fn or_dash(value: &str) -> &str {
 }
 
 pub fn print_rules(args: RulesArgs) -> Result<ExitCode, CliError> {
-    let rules = load_rules(args.rules.dir.as_deref())?;
+    let rules = args.rules.load()?;
     let catalogue = list_rules(&rules);
     let mut out = io::stdout().lock();
     match args.format {

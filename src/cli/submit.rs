@@ -18,16 +18,16 @@ pub struct GrpcClientArgs {
     #[arg(long, env = "CLAIMLINT_ADDR")]
     pub addr: String,
     /// PEM CA to verify the server's certificate (implies TLS).
-    #[arg(long)]
+    #[arg(long, env = "CLAIMLINT_CLIENT_TLS_CA")]
     pub ca: Option<PathBuf>,
     /// PEM client certificate for mutual TLS (with --key).
-    #[arg(long, requires = "key")]
+    #[arg(long, env = "CLAIMLINT_CLIENT_TLS_CERT", requires = "key")]
     pub cert: Option<PathBuf>,
     /// PEM client key for mutual TLS (with --cert).
-    #[arg(long, requires = "cert")]
+    #[arg(long, env = "CLAIMLINT_CLIENT_TLS_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
     /// The server name to verify in its certificate (default: the URL's host).
-    #[arg(long)]
+    #[arg(long, env = "CLAIMLINT_CLIENT_TLS_SERVER_NAME")]
     pub server_name: Option<String>,
 }
 

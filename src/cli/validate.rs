@@ -7,7 +7,6 @@ use chrono::Utc;
 
 use super::{CliError, EXIT_BAD_INPUT, EXIT_REJECTED, EXIT_VALIDATED, Format, ValidateArgs};
 use crate::proto::v1 as pb;
-use crate::rules_source::load_rules;
 use crate::wire::{check_encounter, json::parse_encounters};
 
 #[derive(Debug, Default)]
@@ -30,7 +29,7 @@ impl Tally {
 }
 
 pub fn run(args: ValidateArgs) -> Result<ExitCode, CliError> {
-    let rules = load_rules(args.rules.dir.as_deref())?;
+    let rules = args.rules.load()?;
     let as_of = args.as_of.unwrap_or_else(|| Utc::now().date_naive());
     judge_files(&args.files, args.format, |encounter| {
         check_encounter(encounter, &rules, as_of, Utc::now()).map_err(|error| error.to_string())

@@ -165,6 +165,20 @@ impl Pipeline {
     }
 }
 
+/// Server URLs for a log line: any `user:password@` replaced by `***@`.
+pub fn redact_url(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &url[..scheme + 3], &url[at..])
+            }
+            (None, Some(at)) => format!("***{}", &url[at..]),
+            _ => url.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Why a message body is not an encounter.
 pub fn decode(message: &async_nats::Message) -> Result<pb::Encounter, String> {
     use prost::Message as _;
@@ -182,4 +196,23 @@ pub fn decode(message: &async_nats::Message) -> Result<pb::Encounter, String> {
     };
     wire::check_identity(&encounter).map_err(|e| e.to_string())?;
     Ok(encounter)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_in_server_urls_are_not_logged() {
+        let cases = [
+            ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+            ("nats://user:secret@nats:4222", "nats://***@nats:4222"),
+            (
+                "tls://token@a:4222,nats://b:4222",
+                "tls://***@a:4222,nats://b:4222",
+            ),
+            ("user:secret@nats:4222", "***@nats:4222"),
+        ];
+        for (url, logged) in cases {
+            assert_eq!(super::redact_url(url), logged);
+        }
+    }
 }
