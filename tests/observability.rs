@@ -709,3 +709,45 @@ async fn the_dashboard_page_shows_the_numbers_the_metrics_hold() {
         .sum();
     assert_eq!(payer[0][2], format!("{medicare_errors}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_that_is_down_is_logged_and_does_not_hold_up_the_service() {
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let mut process = ClaimlintProcess::start_with_env(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &closed),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let answer = grpc_client(process.grpc_addr)
+        .await
+        .validate(pb::ValidateRequest {
+            encounter: Some(with_id("collector-down")),
+            dry_run: true,
+        })
+        .await
+        .expect("validation does not wait for the collector");
+    assert!(answer.into_inner().outcome.is_some());
+    let started = std::time::Instant::now();
+    let logs = loop {
+        let logs = process.logs();
+        if logs
+            .iter()
+            .any(|l| l.contains("BatchSpanProcessor.ExportError"))
+        {
+            break logs;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no export error logged: {logs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(logs.iter().any(|l| l.contains("Connection refused")));
+    process.sigterm();
+    let status = process
+        .wait_exit(Duration::from_secs(15))
+        .expect("exits although the last export fails");
+    assert!(status.success(), "{status:?}");
+}
