@@ -13,6 +13,21 @@ use crate::telemetry::Metrics;
 use crate::telemetry::metrics;
 use crate::wire::{self, EncounterError};
 
+/// An outcome's reason codes, comma-separated, for logs and spans.
+struct ReasonCodes<'a>(&'a [pb::Reason]);
+
+impl std::fmt::Display for ReasonCodes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, reason) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(&reason.code)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub struct App {
     rules: ArcSwap<RuleSet>,
@@ -97,14 +112,15 @@ impl App {
         self.metrics
             .record(source, encounter, &outcome, started.elapsed());
         let status = metrics::status_label(&outcome);
-        let codes: Vec<&str> = outcome.reasons.iter().map(|r| r.code.as_str()).collect();
+        // Formatted only by a subscriber that wants the field: nothing is built per call.
+        let codes = ReasonCodes(&outcome.reasons);
         span.record("status", status);
-        span.record("reason_codes", codes.join(","));
+        span.record("reason_codes", tracing::field::display(&codes));
         tracing::debug!(
             encounter_id = %outcome.encounter_id,
             source,
             status,
-            reasons = ?codes,
+            reasons = %codes,
             "validated encounter"
         );
         Ok(outcome)

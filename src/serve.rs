@@ -60,10 +60,12 @@ impl Running {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })
+/// Binds `addr`; returns the listener and the address it got (the port when `addr` asks for 0).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
+    let bind_error = |source| ServeError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
 }
 
 pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
@@ -74,20 +76,8 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     let rules = rules_source.load()?;
     let ruleset_version = rules.version();
     let app = Arc::new(App::new(rules, config.nats.url.is_some()));
-    let grpc_listener = bind(config.grpc_addr).await?;
-    let http_listener = bind(config.http_addr).await?;
-    let grpc_addr = grpc_listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind {
-            addr: config.grpc_addr,
-            source,
-        })?;
-    let http_addr = http_listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind {
-            addr: config.http_addr,
-            source,
-        })?;
+    let (grpc_listener, grpc_addr) = bind(config.grpc_addr).await?;
+    let (http_listener, http_addr) = bind(config.http_addr).await?;
     let auth_tokens = tokens.as_ref().map_or(0, |t| t.len());
     let (router, health) = grpc::router(app.clone(), &config, tls.as_ref(), tokens).await?;
     tracing::info!(

@@ -138,15 +138,18 @@ fn submit_prints_the_same_verdicts_as_validate() {
     assert_eq!(local_verdicts, verdicts(&remote));
 
     // The text form too, and an unreachable server is exit 2 with one line.
-    let text = claimlint()
-        .args([
-            "submit",
-            "--addr",
-            &format!("http://{addr}"),
-            "examples/rejected-npi-invalid.json",
-        ])
-        .output()
-        .unwrap();
+    let submit_npi_example = || {
+        claimlint()
+            .args([
+                "submit",
+                "--addr",
+                &format!("http://{addr}"),
+                "examples/rejected-npi-invalid.json",
+            ])
+            .output()
+            .unwrap()
+    };
+    let text = submit_npi_example();
     assert!(
         stdout(&text).contains("NPI_INVALID at rendering_provider.npi"),
         "{}",
@@ -154,15 +157,7 @@ fn submit_prints_the_same_verdicts_as_validate() {
     );
     process.sigterm();
     process.wait_exit(Duration::from_secs(30)).expect("exits");
-    let down = claimlint()
-        .args([
-            "submit",
-            "--addr",
-            &format!("http://{addr}"),
-            "examples/rejected-npi-invalid.json",
-        ])
-        .output()
-        .unwrap();
+    let down = submit_npi_example();
     assert_eq!(down.status.code(), Some(2));
     assert!(
         stderr(&down).contains("cannot connect"),

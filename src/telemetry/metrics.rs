@@ -37,7 +37,7 @@ struct EncounterLabels {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReasonLabels {
-    code: String,
+    code: ReasonCodeLabel,
     severity: &'static str,
     payer_kind: &'static str,
 }
@@ -56,6 +56,17 @@ struct RulesetLabels {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ReloadLabels {
     result: &'static str,
+}
+
+/// A reason code as a label: the catalogue's own `&'static str` (no allocation per reason on
+/// the hot path); a code the catalogue does not know (none is emitted) is kept as it came.
+pub type ReasonCodeLabel = std::borrow::Cow<'static, str>;
+
+fn code_label(code: &str) -> ReasonCodeLabel {
+    crate::core::reason::ReasonCode::parse(code).map_or_else(
+        || ReasonCodeLabel::Owned(code.to_owned()),
+        |known| ReasonCodeLabel::Borrowed(known.as_str()),
+    )
 }
 
 /// Latency observations of one source: a count per bucket of [`latency_bounds`] plus one
@@ -85,7 +96,7 @@ pub struct Totals {
     /// (source, status) → encounters.
     pub encounters: BTreeMap<(&'static str, &'static str), u64>,
     /// (code, severity, payer kind) → reasons.
-    pub reasons: BTreeMap<(String, &'static str, &'static str), u64>,
+    pub reasons: BTreeMap<(ReasonCodeLabel, &'static str, &'static str), u64>,
     /// source → latency.
     pub latency: BTreeMap<&'static str, LatencyCounts>,
     pub redeliveries: u64,
@@ -332,10 +343,10 @@ impl Metrics {
             ],
         );
         for reason in &outcome.reasons {
-            let severity = severity_label(reason);
+            let (code, severity) = (code_label(&reason.code), severity_label(reason));
             self.reasons
                 .get_or_create(&ReasonLabels {
-                    code: reason.code.clone(),
+                    code: code.clone(),
                     severity,
                     payer_kind: kind,
                 })
@@ -343,7 +354,7 @@ impl Metrics {
             self.otel.reasons.add(
                 1,
                 &[
-                    KeyValue::new("code", reason.code.clone()),
+                    KeyValue::new("code", code),
                     KeyValue::new("severity", severity),
                     KeyValue::new("payer_kind", kind),
                 ],
@@ -358,7 +369,7 @@ impl Metrics {
         if let Ok(mut totals) = self.totals.lock() {
             *totals.encounters.entry((source, status)).or_default() += 1;
             for reason in &outcome.reasons {
-                let key = (reason.code.clone(), severity_label(reason), kind);
+                let key = (code_label(&reason.code), severity_label(reason), kind);
                 *totals.reasons.entry(key).or_default() += 1;
             }
             totals
@@ -518,7 +529,11 @@ mod tests {
         let totals = metrics.totals();
         assert_eq!(totals.encounters[&("nats", "rejected")], 1);
         assert_eq!(
-            totals.reasons[&("MISSING_DIAGNOSIS".to_owned(), "error", "medicare")],
+            totals.reasons[&(
+                ReasonCodeLabel::from("MISSING_DIAGNOSIS"),
+                "error",
+                "medicare"
+            )],
             1
         );
         assert_eq!(totals.latency["grpc"].count, 1);
