@@ -1,6 +1,6 @@
 //! Rule tables at full size: loading a synthetic CMS PTP file of 1.8 million rows (the size of
-//! the practitioner edits in force, formats.md §4.1), and pair lookups at 1 thousand vs 1.8
-//! million rows (a lookup must not grow with the table). Run with `cargo bench --bench tables`.
+//! the practitioner edits in force, formats.md §4.1), and pair lookups at 1, 1 thousand and
+//! 1.8 million rows (a lookup must not grow with the table). Run with `cargo bench --bench tables`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -58,7 +58,7 @@ fn ptp_load(c: &mut Criterion) {
 fn ptp_lookup(c: &mut Criterion) {
     let date = NaiveDate::from_ymd_opt(2026, 8, 3).unwrap();
     let mut group = c.benchmark_group("ptp_lookup");
-    for rows in [1_000usize, 1_800_000] {
+    for rows in [1usize, 1_000, 1_800_000] {
         let rules = rules_with_ptp(&synthetic_ptp(rows));
         let ptp = rules.ptp();
         // A hit in the middle of the table and a miss.

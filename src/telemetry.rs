@@ -224,10 +224,15 @@ pub fn init_service() -> Result<Telemetry, TelemetryError> {
                     .with_target("claimlint", tracing::Level::INFO),
             )
     });
-    let _ = tracing_subscriber::registry()
-        .with(log_layer())
-        .with(trace_layer)
-        .try_init();
+    // Not `.with(Option<Layer>)`: a `None` layer answers `Interest::always` for every
+    // callsite, so the registry would create and close every span of every crate (h2's
+    // per-frame trace spans included) for nobody: about a quarter of claimlint's CPU per gRPC call
+    // (BENCHMARKS.md).
+    let registry = tracing_subscriber::registry().with(log_layer());
+    let _ = match trace_layer {
+        Some(trace_layer) => registry.with(trace_layer).try_init(),
+        None => registry.try_init(),
+    };
     tracing::info!(
         traces = signals.traces,
         otlp_metrics = signals.metrics,
