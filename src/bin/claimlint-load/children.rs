@@ -11,28 +11,11 @@ use anyhow::{Context, Result, bail};
 use tokio::process::{Child, Command};
 
 /// A scratch directory for one run's logs and JetStream store, removed on drop.
-pub struct RunDir(PathBuf);
-
-impl RunDir {
-    pub fn new(name: &str) -> Result<RunDir> {
-        let path = std::env::temp_dir().join(format!(
-            "claimlint-load-{}-{name}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_micros()
-        ));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(RunDir(path))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+pub fn run_dir(name: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("claimlint-load-{name}-"))
+        .tempdir()
+        .context("creating a run directory")
 }
 
 /// A free loopback address (bound, then released for the child to take).
@@ -50,8 +33,8 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn spawn(name: &str, program: &Path, args: &[String], dir: &RunDir) -> Result<Process> {
-        let log = dir.path().join(format!("{name}.log"));
+    pub fn spawn(name: &str, program: &Path, args: &[String], dir: &Path) -> Result<Process> {
+        let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log)?;
         let started = Instant::now();
         let child = Command::new(program)
@@ -146,9 +129,9 @@ pub async fn wait_for_port(
 }
 
 /// A fresh JetStream-enabled nats-server on a free port, its store in `dir`.
-pub async fn start_nats(program: &Path, dir: &RunDir) -> Result<(Process, String)> {
+pub async fn start_nats(program: &Path, dir: &Path) -> Result<(Process, String)> {
     let addr = free_addr()?;
-    let store = dir.path().join("jetstream");
+    let store = dir.join("jetstream");
     let args = [
         "-a".to_owned(),
         "127.0.0.1".to_owned(),

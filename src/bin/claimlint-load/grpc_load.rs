@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::children::{self, Process, RunDir};
+use crate::children::{self, Process};
 use crate::report::{self, Latency, Memory, RunReport};
 use crate::visits;
 
@@ -80,11 +80,11 @@ pub struct Started {
     process: Process,
     channels: Vec<Channel>,
     startup: Duration,
-    _dir: RunDir,
+    _dir: tempfile::TempDir,
 }
 
 pub async fn start(target: GrpcTarget, servers: &Servers, connections: usize) -> Result<Started> {
-    let dir = RunDir::new(target.name())?;
+    let dir = children::run_dir(target.name())?;
     let grpc = children::free_addr()?;
     let (program, args) = match target {
         GrpcTarget::Claimlint => {
@@ -109,7 +109,7 @@ pub async fn start(target: GrpcTarget, servers: &Servers, connections: usize) ->
             ],
         ),
     };
-    let mut process = Process::spawn(target.name(), &program, &args, &dir)?;
+    let mut process = Process::spawn(target.name(), &program, &args, dir.path())?;
     let endpoint = Endpoint::from_shared(format!("http://{grpc}"))?;
     let probe = visits::numbered_visit(&visits::typical_visit()?, "probe", 0);
     // Serving = a Validate answered on a new connection.
@@ -183,7 +183,7 @@ impl Plan {
         let due = match self.rate {
             Some(rate) => {
                 let due = self.begin + Duration::from_secs_f64(ticket as f64 / rate);
-                if due >= self.end {
+                if due > self.end {
                     return None;
                 }
                 if due > Instant::now() {

@@ -20,7 +20,7 @@ use clap::Parser;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
-use crate::children::{self, Process, RunDir};
+use crate::children::{self, Process};
 use crate::grpc_load::Servers;
 use crate::report::{self, Latency, Memory, RunReport};
 use crate::visits;
@@ -143,9 +143,9 @@ async fn collect(
 }
 
 pub async fn measure(target: NatsTarget, servers: &Servers, load: &NatsLoad) -> Result<RunReport> {
-    let dir = RunDir::new(&format!("nats-{}", target.name()))?;
+    let dir = children::run_dir(&format!("nats-{}", target.name()))?;
     let nats_bin = children::nats_program(load.nats_server.as_deref());
-    let (nats, url) = children::start_nats(&nats_bin, &dir).await?;
+    let (nats, url) = children::start_nats(&nats_bin, dir.path()).await?;
     let (program, args) = match target {
         NatsTarget::Claimlint => (
             servers.claimlint_bin.clone(),
@@ -168,7 +168,7 @@ pub async fn measure(target: NatsTarget, servers: &Servers, load: &NatsLoad) -> 
             ],
         ),
     };
-    let mut pipeline = Process::spawn(target.name(), &program, &args, &dir)?;
+    let mut pipeline = Process::spawn(target.name(), &program, &args, dir.path())?;
     let client = async_nats::connect(url.as_str())
         .await
         .context("connecting the load generator to NATS")?;

@@ -260,6 +260,25 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
     Ok(())
 }
 
+/// claimlint's throughput as a share of the baseline's, without errors.
+fn throughput_target(
+    what: &'static str,
+    target: &'static str,
+    minimum: f64,
+    run: &Comparison,
+) -> Target {
+    let rate = |r: &RunReport| format!("{:.0}/s", r.throughput_per_s);
+    let ratio = run.throughput_ratio.unwrap_or(0.0);
+    Target {
+        what,
+        target,
+        measured: rate(&run.claimlint),
+        baseline: run.baseline.as_ref().map(rate),
+        ratio: Some(percent(ratio)),
+        met: ratio >= minimum && run.claimlint.errors == 0,
+    }
+}
+
 /// claimlint's p99 at a paced rate, beside the baseline's at the same rate.
 fn p99_target(what: &'static str, target: &'static str, limit_us: u64, run: &Comparison) -> Target {
     let p99 = run.claimlint.latency.p99_us;
@@ -288,37 +307,32 @@ fn judge(
     startup_ms: &[f64],
     soak: Option<&RunReport>,
 ) -> Vec<Target> {
-    let mut targets = Vec::new();
-    let ratio = |c: &Comparison| c.throughput_ratio.unwrap_or(0.0);
-    let rate = |r: &RunReport| format!("{:.0}/s", r.throughput_per_s);
-    targets.push(Target {
-        what: "gRPC unary throughput",
-        target: "≥ 85% of the echo baseline",
-        measured: rate(&grpc_max.claimlint),
-        baseline: grpc_max.baseline.as_ref().map(rate),
-        ratio: Some(percent(ratio(grpc_max))),
-        met: ratio(grpc_max) >= 0.85,
-    });
-    targets.push(p99_target(
-        "gRPC unary p99 at 70% of claimlint's maximum",
-        "≤ 5 ms",
-        5_000,
-        grpc_70,
-    ));
-    targets.push(Target {
-        what: "NATS pipeline throughput",
-        target: "≥ 70% of the no-op baseline",
-        measured: rate(&nats_max.claimlint),
-        baseline: nats_max.baseline.as_ref().map(rate),
-        ratio: Some(percent(ratio(nats_max))),
-        met: ratio(nats_max) >= 0.70 && nats_max.claimlint.errors == 0,
-    });
-    targets.push(p99_target(
-        "NATS publish → outcome acked p99 at 50% of the maximum",
-        "≤ 25 ms",
-        25_000,
-        nats_50,
-    ));
+    let mut targets = vec![
+        throughput_target(
+            "gRPC unary throughput",
+            "≥ 85% of the echo baseline",
+            0.85,
+            grpc_max,
+        ),
+        p99_target(
+            "gRPC unary p99 at 70% of claimlint's maximum",
+            "≤ 5 ms",
+            5_000,
+            grpc_70,
+        ),
+        throughput_target(
+            "NATS pipeline throughput",
+            "≥ 70% of the no-op baseline",
+            0.70,
+            nats_max,
+        ),
+        p99_target(
+            "NATS publish → outcome acked p99 at 50% of the maximum",
+            "≤ 25 ms",
+            25_000,
+            nats_50,
+        ),
+    ];
     let peak = grpc_max.claimlint.memory.peak_rss_kib.unwrap_or(u64::MAX);
     targets.push(Target {
         what: "peak RSS at maximum gRPC load",
