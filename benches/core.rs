@@ -6,6 +6,10 @@
 
 use std::hint::black_box;
 
+/// The allocator the `claimlint` binary ships with, so the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use chrono::{NaiveDate, Utc};
 use claimlint::core;
 use claimlint::core::data::normalize_icd10;
@@ -113,6 +117,28 @@ fn wire_round_trip(c: &mut Criterion) {
     }
 }
 
+/// The round trip's parts, for the seed visit: where its time goes.
+fn wire_parts(c: &mut Criterion) {
+    let rules = load_rules(None).unwrap();
+    let bytes = seed_json().as_bytes();
+    let wire = json::decode_encounter(bytes).unwrap();
+    let outcome = check_encounter(&wire, &rules, as_of(), Utc::now()).unwrap();
+    c.bench_function("wire/decode_json (seed visit)", |b| {
+        b.iter(|| black_box(json::decode_encounter(black_box(bytes)).unwrap()))
+    });
+    c.bench_function(
+        "wire/check_encounter (seed visit: to core, validate, hash, to wire)",
+        |b| {
+            b.iter(|| {
+                black_box(check_encounter(black_box(&wire), &rules, as_of(), Utc::now()).unwrap())
+            })
+        },
+    );
+    c.bench_function("wire/encode_json (seed visit's outcome)", |b| {
+        b.iter(|| black_box(serde_json::to_vec(black_box(&outcome)).unwrap()))
+    });
+}
+
 fn icd10_lookup(c: &mut Criterion) {
     let rules = load_rules(None).unwrap();
     let set = rules.icd10().select(Some(as_of())).set;
@@ -133,6 +159,7 @@ criterion_group!(
     rule_data_load,
     validate_visits,
     wire_round_trip,
+    wire_parts,
     icd10_lookup
 );
 criterion_main!(benches);

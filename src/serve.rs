@@ -313,12 +313,13 @@ async fn run_nats(
         exhausted,
         encounters,
     } = setup;
+    let services_layout = services.layout();
     let pipeline = Arc::new(crate::nats::Pipeline::new(app.clone(), client, services));
     app.set_pipeline(pipeline.clone());
     if app.is_ready() {
         health.set(true).await;
     }
-    tracing::info!(stream = %args.encounters_stream, consumer = %args.consumer, "NATS ready: consuming");
+    tracing::info!(stream = %args.encounters_stream, consumer = %args.consumer, services_layout = ?services_layout, "NATS ready: consuming");
     let gauge_app = app.clone();
     let mut gauge_consumer = consumer.clone();
     let gauge = tokio::spawn(async move {

@@ -172,6 +172,154 @@ async fn republished_encounters_dedupe_and_changed_content_does_not() {
     assert_eq!(stream_count(&js, "CLAIMS").await, 4);
 }
 
+/// The seed visit of patient `p-day` with only the lines of `codes`, as encounter `id`.
+fn day_visit(id: &str, codes: &[&str]) -> pb::Encounter {
+    let mut visit = recent_seed_visit();
+    visit.encounter_id = id.into();
+    visit.patient_id = "p-day".into();
+    visit
+        .service_lines
+        .retain(|line| codes.contains(&line.procedure_code.as_str()));
+    visit
+}
+
+/// `(line index, other encounter)` of each prior service a lookup found.
+fn prior_of(lookup: &claimlint::nats::Lookup) -> Vec<(usize, String)> {
+    lookup
+        .prior
+        .iter()
+        .map(|p| (p.line_index, p.other_encounter_id.clone()))
+        .collect()
+}
+
+async fn services_bucket(js: &jetstream::Context) -> jetstream::kv::Store {
+    js.create_key_value(jetstream::kv::Config {
+        bucket: "CLAIMLINT_SERVICES".into(),
+        history: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// One patient-day entry: encounters racing on it each read, then write; the loser of the
+/// compare-and-set re-reads and merges, so no code is lost and the first claimer keeps each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_day_entries_merge_racing_writers() {
+    use claimlint::nats::{Layout, ServiceStore};
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let js = connect(&nats.url()).await;
+    let bucket = services_bucket(&js).await;
+    let one = ServiceStore::open(bucket.clone()).await.unwrap();
+    let two = ServiceStore::open(bucket.clone()).await.unwrap();
+    assert_eq!(
+        (one.layout(), two.layout()),
+        (Layout::PatientDay, Layout::PatientDay)
+    );
+    assert_eq!(
+        bucket
+            .get(claimlint::nats::LAYOUT_KEY)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(claimlint::nats::PATIENT_DAY_LAYOUT.as_bytes())
+    );
+
+    // Both read an absent entry; both create; the second finds it exists and updates.
+    let (a, b) = (day_visit("a", &["97140"]), day_visit("b", &["97124"]));
+    let (lookup_a, lookup_b) = (one.lookup(&a).await.unwrap(), two.lookup(&b).await.unwrap());
+    assert!(lookup_a.prior.is_empty() && lookup_b.prior.is_empty());
+    one.remember(&a, "a", lookup_a).await.unwrap();
+    two.remember(&b, "b", lookup_b).await.unwrap();
+    let both = day_visit("c", &["97140", "97124"]);
+    let lookup = one.lookup(&both).await.unwrap();
+    assert_eq!(prior_of(&lookup), [(0, "a".into()), (1, "b".into())]);
+
+    // Both read revision r of an existing entry; the second update is refused (wrong last
+    // revision), re-reads and keeps the first writer's claim.
+    let mut c = day_visit("c", &["97140", "97124"]);
+    c.service_lines[0].procedure_code = "97110".into();
+    let mut d = c.clone();
+    d.encounter_id = "d".into();
+    d.service_lines[1].procedure_code = "97530".into();
+    let (lookup_c, lookup_d) = (one.lookup(&c).await.unwrap(), two.lookup(&d).await.unwrap());
+    assert_eq!(prior_of(&lookup_c), [(1, "b".into())]);
+    one.remember(&c, "c", lookup_c).await.unwrap();
+    two.remember(&d, "d", lookup_d).await.unwrap();
+    let mut all = day_visit("e", &["97140", "97124"]);
+    let mut extra = all.service_lines[0].clone();
+    extra.procedure_code = "97110".into();
+    all.service_lines.push(extra.clone());
+    extra.procedure_code = "97530".into();
+    all.service_lines.push(extra);
+    let lookup = two.lookup(&all).await.unwrap();
+    assert_eq!(
+        prior_of(&lookup),
+        [
+            (0, "a".into()),
+            (1, "b".into()),
+            (2, "c".into()),
+            (3, "d".into())
+        ]
+    );
+    // Another day of the same patient is another entry.
+    let mut next_day = day_visit("f", &["97140"]);
+    next_day.date_of_service = "2020-01-02".into();
+    assert!(one.lookup(&next_day).await.unwrap().prior.is_empty());
+}
+
+/// A bucket an earlier version filled (per-service keys, no layout marker) keeps its layout:
+/// the services it holds are still duplicates, through the real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_with_per_service_entries_keeps_its_layout() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let js = connect(&nats.url()).await;
+    let bucket = services_bucket(&js).await;
+    let earlier = day_visit("earlier", &["97140", "97124"]);
+    for (_, key) in claimlint::wire::service_keys(&earlier) {
+        bucket.create(&key, "earlier".into()).await.unwrap();
+    }
+    let claimlint = start_claimlint(&nats.url(), &[]);
+    publish(&js, vec![day_visit("later", &["97124"])]).await;
+    wait_for_outcomes(&js, 1, Duration::from_secs(30)).await;
+    let outcome: pb::Outcome =
+        serde_json::from_slice(&read_stream(&js, "CLAIMS").await[0].payload).unwrap();
+    let reason = outcome
+        .reasons
+        .iter()
+        .find(|r| r.code == "DUPLICATE_SERVICE")
+        .expect("DUPLICATE_SERVICE from a per-service entry");
+    assert_eq!(reason.actual, "also in encounter earlier");
+    assert!(
+        claimlint
+            .logs()
+            .iter()
+            .any(|line| line.contains(r#""services_layout":"PerService""#)),
+        "the layout is logged"
+    );
+    assert_eq!(bucket.get(claimlint::nats::LAYOUT_KEY).await.unwrap(), None);
+
+    // A marker this version does not know is refused, not guessed.
+    let unknown = js
+        .create_key_value(jetstream::kv::Config {
+            bucket: "OTHER".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    unknown
+        .put(claimlint::nats::LAYOUT_KEY, "patient-week/9".into())
+        .await
+        .unwrap();
+    let error = claimlint::nats::ServiceStore::open(unknown)
+        .await
+        .err()
+        .expect("unknown layout refused");
+    assert!(error.to_string().contains("patient-week/9"), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_killed_at_twenty_percent_and_restarted_loses_and_repeats_nothing() {
     let _serial = SERIAL.lock().await;

@@ -103,27 +103,31 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
                 out,
             );
             check_date_format(
-                "documentation.plan_of_care.start_date",
+                || "documentation.plan_of_care.start_date".to_owned(),
                 &plan.start_date,
                 out,
             );
-            check_date_format("documentation.plan_of_care.end_date", &plan.end_date, out);
             check_date_format(
-                "documentation.plan_of_care.certified_date",
+                || "documentation.plan_of_care.end_date".to_owned(),
+                &plan.end_date,
+                out,
+            );
+            check_date_format(
+                || "documentation.plan_of_care.certified_date".to_owned(),
                 &plan.certified_date,
                 out,
             );
         }
         for (index, goal) in documentation.goals.iter().enumerate() {
             check_date_format(
-                &format!("documentation.goals[{index}].target_date"),
+                || format!("documentation.goals[{index}].target_date"),
                 &goal.target_date,
                 out,
             );
         }
         for (index, measure) in documentation.objective_measures.iter().enumerate() {
             check_date_format(
-                &format!("documentation.objective_measures[{index}].measured_on"),
+                || format!("documentation.objective_measures[{index}].measured_on"),
                 &measure.measured_on,
                 out,
             );
@@ -231,9 +235,10 @@ fn invalid_date(field: &str, raw: &str) -> Finding {
     .remedy("Correct the date to the YYYY-MM-DD form with a real month and day.")
 }
 
-fn check_date_format(field: &str, date: &DateField, out: &mut Vec<Finding>) {
+/// `field` is built only for a finding: most dates are valid.
+fn check_date_format(field: impl FnOnce() -> String, date: &DateField, out: &mut Vec<Finding>) {
     if let DateField::Invalid(raw) = date {
-        out.push(invalid_date(field, raw));
+        out.push(invalid_date(&field(), raw));
     }
 }
 

@@ -34,9 +34,17 @@ impl DateField {
         if !shape_ok {
             return DateField::Invalid(raw.to_owned());
         }
-        match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-            Ok(date) => DateField::Valid(date),
-            Err(_) => DateField::Invalid(raw.to_owned()),
+        // The shape is checked, so the parts are digits; chrono's format-string parser cost
+        // more than the rest of the conversion.
+        let number = |range: std::ops::Range<usize>| {
+            bytes[range]
+                .iter()
+                .fold(0u32, |sum, digit| sum * 10 + u32::from(digit - b'0'))
+        };
+        let year = i32::try_from(number(0..4)).unwrap_or(0);
+        match NaiveDate::from_ymd_opt(year, number(5..7), number(8..10)) {
+            Some(date) => DateField::Valid(date),
+            None => DateField::Invalid(raw.to_owned()),
         }
     }
 
@@ -388,6 +396,12 @@ mod tests {
             ("2025-13-01", false),
             ("+2025-01-1", false),
             ("２０２５-01-15", false),
+            ("2025-04-31", false),
+            ("2025-00-10", false),
+            ("2025-01-00", false),
+            ("1900-02-29", false),
+            ("2000-02-29", true),
+            ("2025-12-31", true),
         ];
         for (raw, valid) in cases {
             assert_eq!(

@@ -5,20 +5,20 @@
 //! key-value bucket. A crash anywhere means redelivery, and dedupe makes that one outcome.
 
 mod consumer;
+mod services;
 mod setup;
 
 use std::sync::Arc;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, kv};
-use bytes::Bytes;
+use async_nats::jetstream;
 
 use crate::app::App;
-use crate::core::PriorService;
 use crate::proto::v1 as pb;
 use crate::wire::{self, EncounterError};
 
 pub use consumer::{run_consumer, run_exhausted};
+pub use services::{LAYOUT_KEY, Layout, Lookup, PATIENT_DAY_LAYOUT, ServiceStore};
 pub use setup::{Setup, connect, ensure, server_addrs};
 
 pub const INPUT_SUBJECT: &str = "encounters.submitted";
@@ -48,7 +48,7 @@ pub struct Pipeline {
     app: Arc<App>,
     pub(crate) jetstream: jetstream::Context,
     pub(crate) client: async_nats::Client,
-    services: kv::Store,
+    services: ServiceStore,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -58,55 +58,13 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(app: Arc<App>, client: async_nats::Client, services: kv::Store) -> Pipeline {
+    pub fn new(app: Arc<App>, client: async_nats::Client, services: ServiceStore) -> Pipeline {
         Pipeline {
             app,
             jetstream: jetstream::new(client.clone()),
             client,
             services,
         }
-    }
-
-    /// Services of this encounter that an encounter was already validated for.
-    async fn prior_services(
-        &self,
-        encounter: &pb::Encounter,
-    ) -> Result<Vec<PriorService>, NatsError> {
-        let mut prior = Vec::new();
-        for (line_index, key) in wire::service_keys(encounter) {
-            let entry = self
-                .services
-                .get(key)
-                .await
-                .map_err(|e| NatsError::Store(e.to_string()))?;
-            if let Some(value) = entry {
-                prior.push(PriorService {
-                    line_index,
-                    other_encounter_id: String::from_utf8_lossy(&value).into_owned(),
-                });
-            }
-        }
-        Ok(prior)
-    }
-
-    /// Remembers a validated encounter's services; the first encounter to claim a key keeps it.
-    async fn remember(
-        &self,
-        encounter: &pb::Encounter,
-        encounter_id: &str,
-    ) -> Result<(), NatsError> {
-        for (_, key) in wire::service_keys(encounter) {
-            match self
-                .services
-                .create(&key, Bytes::copy_from_slice(encounter_id.as_bytes()))
-                .await
-            {
-                Ok(_) => {}
-                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
-                Err(error) => return Err(NatsError::Store(error.to_string())),
-            }
-        }
-        Ok(())
     }
 
     /// Validates (with the duplicate store), publishes the outcome and waits for JetStream's
@@ -120,14 +78,18 @@ impl Pipeline {
     ) -> Result<pb::Outcome, NatsError> {
         // Refuse what cannot be an encounter before touching the store.
         wire::check_identity(encounter)?;
-        let prior = self.prior_services(encounter).await?;
-        let outcome = self.app.check_with_prior(encounter, source, &prior)?;
+        let lookup = self.services.lookup(encounter).await?;
+        let outcome = self
+            .app
+            .check_with_prior(encounter, source, &lookup.prior)?;
         if dry_run {
             return Ok(outcome);
         }
         self.publish_outcome(&outcome, trace_headers).await?;
         if outcome.status == pb::Status::Validated as i32 {
-            self.remember(encounter, &outcome.encounter_id).await?;
+            self.services
+                .remember(encounter, &outcome.encounter_id, lookup)
+                .await?;
         }
         Ok(outcome)
     }

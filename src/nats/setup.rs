@@ -3,7 +3,9 @@
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 
-use super::{DEAD_SUBJECT, INPUT_SUBJECT, NatsError, REJECTED_SUBJECT, VALIDATED_SUBJECT};
+use super::{
+    DEAD_SUBJECT, INPUT_SUBJECT, NatsError, REJECTED_SUBJECT, ServiceStore, VALIDATED_SUBJECT,
+};
 use crate::config::NatsArgs;
 
 /// Connects in the background: the client retries until a server answers, and reconnects
@@ -56,7 +58,7 @@ fn setup_error(what: &str) -> impl Fn(String) -> NatsError + '_ {
 /// What `ensure` sets up.
 pub struct Setup {
     pub consumer: consumer::PullConsumer,
-    pub services: kv::Store,
+    pub services: ServiceStore,
     /// Durable consumer of the captured max-deliveries advisories of the input consumer.
     pub exhausted: consumer::PullConsumer,
     pub encounters: stream::Stream,
@@ -138,6 +140,12 @@ pub async fn ensure(client: &async_nats::Client, args: &NatsArgs) -> Result<Setu
             .await
             .map_err(|e| setup_error(&args.services_bucket)(e.to_string()))?,
     };
+    let services = ServiceStore::open(services)
+        .await
+        .map_err(|e| NatsError::Setup {
+            what: args.services_bucket.clone(),
+            message: e.to_string(),
+        })?;
     let advisories_name = format!("{}_EXHAUSTED", args.encounters_stream);
     let advisories = js
         .get_or_create_stream(stream::Config {

@@ -44,21 +44,48 @@ impl EncounterError {
     }
 }
 
-/// The key of one service in the duplicate store: patient, date of service and code of each
-/// billed line, hashed so no patient identifier is stored in clear. `(line index, key)`.
-pub fn service_keys(encounter: &pb::Encounter) -> Vec<(usize, String)> {
+/// An encounter's billed services as the duplicate store sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BilledServices {
+    /// The patient-day key: patient and date of service hashed, so no patient identifier is
+    /// stored in clear.
+    pub day_key: String,
+    /// `(line index, procedure code)` of each billed line (units > 0, a code).
+    pub lines: Vec<(usize, String)>,
+}
+
+/// `None` without a patient or a date of service (nothing to compare with).
+pub fn billed_services(encounter: &pb::Encounter) -> Option<BilledServices> {
     let patient = encounter.patient_id.trim();
     let date = encounter.date_of_service.trim();
     if patient.is_empty() || date.is_empty() {
-        return Vec::new();
+        return None;
     }
-    encounter
-        .service_lines
-        .iter()
-        .enumerate()
-        .filter(|(_, line)| line.units > 0 && !line.procedure_code.trim().is_empty())
-        .map(|(index, line)| {
-            let code = line.procedure_code.trim().to_ascii_uppercase();
+    let digest = Sha256::digest(format!("{patient}\u{1f}{date}").as_bytes());
+    Some(BilledServices {
+        day_key: format!("day.{}", hex::encode(digest)),
+        lines: encounter
+            .service_lines
+            .iter()
+            .enumerate()
+            .filter(|(_, line)| line.units > 0 && !line.procedure_code.trim().is_empty())
+            .map(|(index, line)| (index, line.procedure_code.trim().to_ascii_uppercase()))
+            .collect(),
+    })
+}
+
+/// The per-service keys of buckets written by earlier versions: patient, date of service and
+/// code of each billed line, hashed. `(line index, key)`.
+pub fn service_keys(encounter: &pb::Encounter) -> Vec<(usize, String)> {
+    let patient = encounter.patient_id.trim();
+    let date = encounter.date_of_service.trim();
+    let Some(billed) = billed_services(encounter) else {
+        return Vec::new();
+    };
+    billed
+        .lines
+        .into_iter()
+        .map(|(index, code)| {
             let digest = Sha256::digest(format!("{patient}\u{1f}{date}\u{1f}{code}").as_bytes());
             (index, hex::encode(digest))
         })
@@ -97,4 +124,47 @@ pub fn check_encounter_with_prior(
         content_hash(encounter),
         validated_at,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed() -> pb::Encounter {
+        json::parse_encounters(include_str!(
+            "../../examples/valid-medicare-seed-visit.json"
+        ))
+        .unwrap()
+        .remove(0)
+    }
+
+    /// The keys are stored: a change of form would lose every remembered service. The digests
+    /// are SHA-256 of `patient ␟ date` and `patient ␟ date ␟ code` (␟ = U+001F).
+    #[test]
+    fn duplicate_store_keys_keep_their_form() {
+        let mut visit = seed();
+        visit.service_lines[0].procedure_code = " 97140 ".into();
+        let billed = billed_services(&visit).unwrap();
+        assert_eq!(
+            billed.day_key,
+            "day.066c15ad54ef0dfacb22f0def0c0fb6f67703de60b0b36096297390ade9f4957"
+        );
+        assert_eq!(
+            billed.lines,
+            [(0, "97140".to_owned()), (1, "97124".to_owned())]
+        );
+        assert_eq!(
+            service_keys(&visit)[0],
+            (
+                0,
+                "7c61d385399311b3524528175971b47c16580ca4d4b9c939a4aea0f1d91707bd".to_owned()
+            )
+        );
+        // Lines without units are not billed; no patient or date, nothing to compare.
+        visit.service_lines[1].units = 0;
+        assert_eq!(billed_services(&visit).unwrap().lines.len(), 1);
+        visit.patient_id = " ".into();
+        assert_eq!(billed_services(&visit), None);
+        assert!(service_keys(&visit).is_empty());
+    }
 }

@@ -1,0 +1,225 @@
+//! The DUPLICATE_SERVICE store in a JetStream key-value bucket (contract: shared by every
+//! instance, survives restarts).
+//!
+//! Two layouts, chosen once per bucket:
+//! - **patient-day** (buckets created by this version, marked by the `layout` key): one entry
+//!   per patient and date of service, holding `{code: first encounter_id}`. A visit costs one
+//!   read and at most one compare-and-set write, whatever its number of lines.
+//! - **per-service** (buckets an earlier version filled, no marker): one entry per patient,
+//!   date and code, read and created line by line. Its keys are one-way hashes, so they cannot be
+//!   regrouped by day; such a bucket keeps this layout, and every instance reading it agrees.
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream::kv;
+use bytes::Bytes;
+
+use super::NatsError;
+use crate::core::PriorService;
+use crate::proto::v1 as pb;
+use crate::wire;
+
+/// The key marking a bucket's layout, and its value for the patient-day layout.
+pub const LAYOUT_KEY: &str = "layout";
+pub const PATIENT_DAY_LAYOUT: &str = "patient-day/1";
+
+/// Concurrent writers to one patient-day entry retry their compare-and-set this many times.
+const MAX_WRITE_ATTEMPTS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    PatientDay,
+    PerService,
+}
+
+pub struct ServiceStore {
+    kv: kv::Store,
+    layout: Layout,
+}
+
+/// What a lookup found: the services already validated in other encounters and, for the
+/// patient-day layout, the entry as read, so that recording starts from it.
+pub struct Lookup {
+    pub prior: Vec<PriorService>,
+    day: Option<DayEntry>,
+}
+
+/// One patient-day entry as read.
+struct DayEntry {
+    key: String,
+    /// `None`: no entry yet (or a deleted one), so the write is a create.
+    revision: Option<u64>,
+    /// Procedure code → the first encounter validated with it.
+    services: BTreeMap<String, String>,
+    /// The encounter's billed codes.
+    codes: Vec<String>,
+}
+
+fn store_error(error: impl std::fmt::Display) -> NatsError {
+    NatsError::Store(error.to_string())
+}
+
+impl ServiceStore {
+    /// Binds to the bucket and decides its layout: the marker's, else per-service when an
+    /// earlier version already wrote entries, else patient-day (and the marker is written).
+    pub async fn open(kv: kv::Store) -> Result<ServiceStore, NatsError> {
+        let layout = match read_layout(&kv).await? {
+            Some(layout) => layout,
+            None => {
+                let status = kv.status().await.map_err(store_error)?;
+                if status.values() > 0 {
+                    Layout::PerService
+                } else {
+                    match kv.create(LAYOUT_KEY, Bytes::from(PATIENT_DAY_LAYOUT)).await {
+                        Ok(_) => Layout::PatientDay,
+                        // Another instance marked it first: take its word.
+                        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                            read_layout(&kv).await?.unwrap_or(Layout::PatientDay)
+                        }
+                        Err(error) => return Err(store_error(error)),
+                    }
+                }
+            }
+        };
+        Ok(ServiceStore { kv, layout })
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The services of this encounter another encounter was already validated for.
+    pub async fn lookup(&self, encounter: &pb::Encounter) -> Result<Lookup, NatsError> {
+        match self.layout {
+            Layout::PerService => {
+                let mut prior = Vec::new();
+                for (line_index, key) in wire::service_keys(encounter) {
+                    if let Some(value) = self.kv.get(key).await.map_err(store_error)? {
+                        prior.push(PriorService {
+                            line_index,
+                            other_encounter_id: String::from_utf8_lossy(&value).into_owned(),
+                        });
+                    }
+                }
+                Ok(Lookup { prior, day: None })
+            }
+            Layout::PatientDay => {
+                let Some(billed) = wire::billed_services(encounter) else {
+                    return Ok(Lookup {
+                        prior: Vec::new(),
+                        day: None,
+                    });
+                };
+                let (revision, services) = self.read_day(&billed.day_key).await?;
+                let prior = billed
+                    .lines
+                    .iter()
+                    .filter_map(|(line_index, code)| {
+                        services.get(code).map(|other| PriorService {
+                            line_index: *line_index,
+                            other_encounter_id: other.clone(),
+                        })
+                    })
+                    .collect();
+                Ok(Lookup {
+                    prior,
+                    day: Some(DayEntry {
+                        key: billed.day_key,
+                        revision,
+                        services,
+                        codes: billed.lines.into_iter().map(|(_, code)| code).collect(),
+                    }),
+                })
+            }
+        }
+    }
+
+    /// Records a validated encounter's services; the first encounter to claim a code keeps it.
+    pub async fn remember(
+        &self,
+        encounter: &pb::Encounter,
+        encounter_id: &str,
+        lookup: Lookup,
+    ) -> Result<(), NatsError> {
+        match (self.layout, lookup.day) {
+            (Layout::PerService, _) => {
+                for (_, key) in wire::service_keys(encounter) {
+                    let value = Bytes::copy_from_slice(encounter_id.as_bytes());
+                    match self.kv.create(&key, value).await {
+                        Ok(_) => {}
+                        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                        Err(error) => return Err(store_error(error)),
+                    }
+                }
+                Ok(())
+            }
+            (Layout::PatientDay, None) => Ok(()),
+            (Layout::PatientDay, Some(day)) => self.remember_day(day, encounter_id).await,
+        }
+    }
+
+    /// Compare-and-set on the patient-day entry: a writer that lost the race re-reads the
+    /// entry and merges again.
+    async fn remember_day(&self, mut day: DayEntry, encounter_id: &str) -> Result<(), NatsError> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let mut services = day.services.clone();
+            let mut added = false;
+            for code in &day.codes {
+                if !services.contains_key(code) {
+                    services.insert(code.clone(), encounter_id.to_owned());
+                    added = true;
+                }
+            }
+            if !added {
+                return Ok(());
+            }
+            let value = Bytes::from(serde_json::to_vec(&services).map_err(store_error)?);
+            let lost_race = match day.revision {
+                None => match self.kv.create(&day.key, value).await {
+                    Ok(_) => return Ok(()),
+                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => true,
+                    Err(error) => return Err(store_error(error)),
+                },
+                Some(revision) => match self.kv.update(&day.key, value, revision).await {
+                    Ok(_) => return Ok(()),
+                    Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => true,
+                    Err(error) => return Err(store_error(error)),
+                },
+            };
+            if lost_race {
+                (day.revision, day.services) = self.read_day(&day.key).await?;
+            }
+        }
+        Err(NatsError::Store(format!(
+            "{MAX_WRITE_ATTEMPTS} conflicting writes to one patient-day entry"
+        )))
+    }
+
+    async fn read_day(
+        &self,
+        key: &str,
+    ) -> Result<(Option<u64>, BTreeMap<String, String>), NatsError> {
+        match self.kv.entry(key).await.map_err(store_error)? {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let services = serde_json::from_slice(&entry.value).map_err(|error| {
+                    NatsError::Store(format!("a patient-day entry is not a code map: {error}"))
+                })?;
+                Ok((Some(entry.revision), services))
+            }
+            _ => Ok((None, BTreeMap::new())),
+        }
+    }
+}
+
+async fn read_layout(kv: &kv::Store) -> Result<Option<Layout>, NatsError> {
+    match kv.get(LAYOUT_KEY).await.map_err(store_error)? {
+        None => Ok(None),
+        Some(value) if value.as_ref() == PATIENT_DAY_LAYOUT.as_bytes() => {
+            Ok(Some(Layout::PatientDay))
+        }
+        Some(value) => Err(NatsError::Store(format!(
+            "the bucket's layout is `{}`, which this version does not know",
+            String::from_utf8_lossy(&value)
+        ))),
+    }
+}
