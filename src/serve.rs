@@ -60,6 +60,13 @@ impl Running {
     }
 }
 
+/// Accepted gRPC connections, with TCP_NODELAY: without it a small answer waits for the
+/// client's delayed ACK (Nagle), about 40 ms per call on Linux; `serve_with_incoming` does
+/// not set it for us.
+fn grpc_incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Binds `addr`; returns the listener and the address it got (the port when `addr` asks for 0).
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
     let bind_error = |source| ServeError::Bind { addr, source };
@@ -91,10 +98,8 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     );
 
     let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
-    // TCP_NODELAY: without it a small answer waits for the client's delayed ACK (Nagle),
-    // about 40 ms per call on Linux; `serve_with_incoming` does not set it for us.
     let grpc_task = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+        grpc_incoming(grpc_listener),
         async {
             let _ = grpc_stopped.await;
         },
@@ -370,5 +375,21 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_grpc_connections_do_not_wait_for_delayed_acks() {
+        let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let mut incoming = grpc_incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is set");
     }
 }

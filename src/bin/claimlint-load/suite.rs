@@ -437,3 +437,105 @@ fn text(suite: &Suite) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Latency, Memory};
+
+    fn report(throughput: f64, p99_us: u64, errors: u64, peak_kib: u64) -> RunReport {
+        RunReport {
+            target: "claimlint".into(),
+            mode: "grpc-unary".into(),
+            connections: Some(4),
+            concurrency: 32,
+            offered_rate: None,
+            measured_seconds: 10.0,
+            completed: 1000,
+            validated: 1000,
+            rejected: 0,
+            errors,
+            first_error: None,
+            throughput_per_s: throughput,
+            latency: Latency {
+                samples: 1000,
+                mean_us: 1.0,
+                p50_us: 1,
+                p90_us: 1,
+                p99_us,
+                p999_us: p99_us,
+                max_us: p99_us,
+            },
+            memory: Memory {
+                peak_rss_kib: Some(peak_kib),
+                rss_start_kib: Some(1000),
+                rss_end_kib: Some(1050),
+                samples: Vec::new(),
+            },
+            startup_ms: Some(20.0),
+            server_cpu_us_per_request: None,
+        }
+    }
+
+    fn pair(claimlint: RunReport, baseline: RunReport) -> Comparison {
+        Comparison::new(claimlint, Some(baseline))
+    }
+
+    /// One row per target boundary: (what, met).
+    #[test]
+    fn targets_are_judged_at_their_boundaries() {
+        let good = pair(report(85.0, 5_000, 0, 78_125), report(100.0, 1_000, 0, 1));
+        let nats_good = pair(report(70.0, 25_000, 0, 1), report(100.0, 1_000, 0, 1));
+        let soak = report(1.0, 1, 0, 1); // RSS 1000 → 1050 KiB: +5.0 %
+        let targets = judge(
+            &good,
+            &good,
+            &nats_good,
+            &nats_good,
+            &[10.0, 300.0],
+            Some(&soak),
+        );
+        let met: Vec<(&str, bool)> = targets.iter().map(|t| (t.what, t.met)).collect();
+        assert_eq!(
+            met,
+            [
+                ("gRPC unary throughput", true),
+                ("gRPC unary p99 at 70% of claimlint's maximum", true),
+                ("NATS pipeline throughput", true),
+                (
+                    "NATS publish → outcome acked p99 at 50% of the maximum",
+                    true
+                ),
+                ("peak RSS at maximum gRPC load", true),
+                ("RSS growth over the soak at 50%", true),
+                ("start-up to serving gRPC (no NATS)", true),
+            ]
+        );
+
+        // Just past each boundary, or with errors, or unmeasured: not met.
+        let slow = pair(report(84.9, 5_001, 0, 78_126), report(100.0, 1_000, 0, 1));
+        let erring = pair(report(90.0, 1_000, 1, 1), report(100.0, 1_000, 0, 1));
+        let no_baseline = Comparison::new(report(90.0, 1_000, 0, 1), None);
+        let mut grown = report(1.0, 1, 0, 1);
+        grown.memory.rss_end_kib = Some(1051);
+        let targets = judge(&slow, &slow, &erring, &erring, &[10.0, 301.0], Some(&grown));
+        assert!(targets.iter().all(|t| !t.met), "{targets:?}");
+        let targets = judge(
+            &no_baseline,
+            &no_baseline,
+            &no_baseline,
+            &no_baseline,
+            &[],
+            None,
+        );
+        let unmet: Vec<&str> = targets.iter().filter(|t| !t.met).map(|t| t.what).collect();
+        assert_eq!(
+            unmet,
+            [
+                "gRPC unary throughput",
+                "NATS pipeline throughput",
+                "start-up to serving gRPC (no NATS)"
+            ]
+        );
+    }
+}
