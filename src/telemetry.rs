@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod propagation;
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -125,6 +126,15 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Set when traces are exported. Transport spans then carry the OpenTelemetry conventions'
+/// attributes (`otel.*`, `rpc.*`, `messaging.*`); without an exporter nobody reads them, and
+/// the log layer would format them into every call's span (a few per cent of a call's CPU).
+static TRACES_EXPORTED: AtomicBool = AtomicBool::new(false);
+
+pub fn traces_exported() -> bool {
+    TRACES_EXPORTED.load(Ordering::Relaxed)
+}
+
 fn log_filter() -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
@@ -205,6 +215,7 @@ pub fn init_service() -> Result<Telemetry, TelemetryError> {
             opentelemetry_sdk::propagation::TraceContextPropagator::new(),
         );
         telemetry.tracer_provider = Some(provider);
+        TRACES_EXPORTED.store(true, Ordering::Relaxed);
     }
     if signals.metrics {
         let exporter = opentelemetry_otlp::MetricExporter::builder()

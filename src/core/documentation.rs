@@ -53,11 +53,16 @@ fn pointed_diagnoses<'a>(visit: &'a Visit<'_>, line: &'a ServiceLine) -> Vec<&'a
 }
 
 fn matches_prefix(code: &str, policy: &DiagnosisPolicy) -> bool {
-    let bare = code.replace('.', "");
     policy
         .diagnosis_prefixes
         .iter()
-        .any(|prefix| bare.starts_with(prefix.as_str()))
+        .any(|prefix| starts_with_ignoring_dots(code, prefix))
+}
+
+/// `code` without its dots starts with `prefix` (no copy of the code is made).
+fn starts_with_ignoring_dots(code: &str, prefix: &str) -> bool {
+    let mut bare = code.bytes().filter(|&b| b != b'.');
+    prefix.bytes().all(|p| bare.next() == Some(p))
 }
 
 fn check_diagnosis_support(
@@ -137,14 +142,15 @@ fn check_techniques(visit: &Visit<'_>, index: usize, line: &ServiceLine, out: &m
     }
     for (position, technique) in line.techniques.iter().enumerate() {
         let Some(technique) = technique else { continue };
-        let belongs: Vec<&str> = documentation.codes_of(*technique).collect();
         // A malformed code is reported as such; its techniques cannot be judged against it.
-        if belongs.is_empty()
-            || belongs.contains(&code)
+        // (The list is collected only for a finding.)
+        if documentation.codes_of(*technique).next().is_none()
+            || documentation.codes_of(*technique).any(|c| c == code)
             || !super::data::is_well_formed_procedure(code)
         {
             continue;
         }
+        let belongs: Vec<&str> = documentation.codes_of(*technique).collect();
         out.push(
             Finding::new(
                 ReasonCode::TechniqueCodeMismatch,
@@ -369,6 +375,25 @@ mod tests {
     use crate::core::types::{DateField, Documentation, PayerKind, Technique};
 
     const MBPM: &str = "billing-rules §6 (MBPM Pub 100-02 Ch.15 §220)";
+
+    #[test]
+    fn payer_prefixes_match_codes_without_their_dots() {
+        for (code, prefix, matches) in [
+            ("M62.838", "M62", true),
+            ("M62.838", "M6283", true),
+            ("M62.838", "M62838", true),
+            ("M62.838", "M628381", false),
+            ("M62.838", "M63", false),
+            ("M6", "M62", false),
+            ("Z00.00", "Z00", true),
+        ] {
+            assert_eq!(
+                super::starts_with_ignoring_dots(code, prefix),
+                matches,
+                "{code} {prefix}"
+            );
+        }
+    }
 
     fn docs(e: &mut crate::core::types::Encounter) -> &mut Documentation {
         e.documentation.as_mut().unwrap()

@@ -474,15 +474,20 @@ fn check_total_time(
     }
 }
 
+/// The same set of modifiers, whatever their order or repetition (a handful per line: no set
+/// is built).
+fn same_modifier_set(a: &[String], b: &[String]) -> bool {
+    a.iter().all(|m| b.contains(m)) && b.iter().all(|m| a.contains(m))
+}
+
 fn check_duplicates(lines: &[ServiceLine], out: &mut Vec<Finding>) {
     for (index, line) in lines.iter().enumerate() {
         if line.procedure_code.is_empty() {
             continue;
         }
-        let modifiers: BTreeSet<&String> = line.modifiers.iter().collect();
         let earlier = lines[..index].iter().position(|other| {
             other.procedure_code == line.procedure_code
-                && other.modifiers.iter().collect::<BTreeSet<_>>() == modifiers
+                && same_modifier_set(&other.modifiers, &line.modifiers)
         });
         if let Some(first) = earlier {
             out.push(

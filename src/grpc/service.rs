@@ -91,14 +91,18 @@ fn rpc_span<T>(
     request: &Request<T>,
     method: &'static str,
 ) -> (tracing::Span, Option<async_nats::HeaderMap>) {
-    let span = tracing::info_span!(
-        "claimlint.v1.ClaimValidator",
-        otel.name = %format_args!("claimlint.v1.ClaimValidator/{method}"),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = "claimlint.v1.ClaimValidator",
-        rpc.method = method,
-    );
+    let span = if crate::telemetry::traces_exported() {
+        tracing::info_span!(
+            "claimlint.v1.ClaimValidator",
+            otel.name = %format_args!("claimlint.v1.ClaimValidator/{method}"),
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = "claimlint.v1.ClaimValidator",
+            rpc.method = method,
+        )
+    } else {
+        tracing::info_span!("claimlint.v1.ClaimValidator", rpc.method = method)
+    };
     propagation::set_parent_from_grpc(&span, request.metadata());
     (span, propagation::incoming_from_grpc(request.metadata()))
 }

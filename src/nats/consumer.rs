@@ -61,14 +61,18 @@ pub async fn run_consumer(
                 Some(Ok(message)) => {
                     let (app, pipeline, max_deliver) =
                         (app.clone(), pipeline.clone(), args.max_deliver);
-                    let span = tracing::info_span!(
-                        "process",
-                        otel.name = %format_args!("process {}", message.subject),
-                        otel.kind = "consumer",
-                        messaging.system = "nats",
-                        messaging.operation = "process",
-                        messaging.destination.name = %message.subject,
-                    );
+                    let span = if crate::telemetry::traces_exported() {
+                        tracing::info_span!(
+                            "process",
+                            otel.name = %format_args!("process {}", message.subject),
+                            otel.kind = "consumer",
+                            messaging.system = "nats",
+                            messaging.operation = "process",
+                            messaging.destination.name = %message.subject,
+                        )
+                    } else {
+                        tracing::info_span!("process")
+                    };
                     propagation::set_parent_from_nats(&span, message.headers.as_ref());
                     tasks.spawn(
                         async move {
