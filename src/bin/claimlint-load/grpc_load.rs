@@ -380,6 +380,7 @@ pub async fn run(target: &mut Started, name: &str, load: &GrpcLoad) -> Result<Ru
             .zip(cpu_end)
             .filter(|_| completed > 0)
             .map(|(start, end)| (end - start) * 1e6 / completed as f64),
+        nats_server_cpu_us_per_request: None,
     })
 }
 

@@ -226,7 +226,7 @@ pub async fn measure(target: NatsTarget, servers: &Servers, load: &NatsLoad) -> 
         load.idle_timeout,
     ));
 
-    let cpu_start = pipeline.cpu_seconds();
+    let (cpu_start, nats_cpu_start) = (pipeline.cpu_seconds(), nats.cpu_seconds());
     let (begin, begin_unix) = (Instant::now(), unix_nanos());
     let mut acks = FuturesUnordered::new();
     let (mut publish_errors, mut first_error) = (0u64, None::<String>);
@@ -267,7 +267,7 @@ pub async fn measure(target: NatsTarget, servers: &Servers, load: &NatsLoad) -> 
         }
     }
     let collected = collector.await.context("the outcome reader")??;
-    let cpu_end = pipeline.cpu_seconds();
+    let (cpu_end, nats_cpu_end) = (pipeline.cpu_seconds(), nats.cpu_seconds());
     let memory = Memory {
         peak_rss_kib: pipeline.peak_rss_kib(),
         rss_end_kib: pipeline.rss_kib(),
@@ -291,6 +291,10 @@ pub async fn measure(target: NatsTarget, servers: &Servers, load: &NatsLoad) -> 
         _ => 0.0,
     };
     let measured = collected.stored.len() as u64;
+    let per_encounter = |cpu: Option<(f64, f64)>| {
+        cpu.filter(|_| collected.received > 0)
+            .map(|(start, end)| (end - start) * 1e6 / collected.received as f64)
+    };
     Ok(RunReport {
         target: target.name().to_owned(),
         mode: "nats".to_owned(),
@@ -312,9 +316,7 @@ pub async fn measure(target: NatsTarget, servers: &Servers, load: &NatsLoad) -> 
         memory,
         startup_ms: Some(startup.as_secs_f64() * 1000.0),
         // Over every encounter of the run (the warm-up ones too: the CPU clock cannot tell them apart).
-        server_cpu_us_per_request: cpu_start
-            .zip(cpu_end)
-            .filter(|_| collected.received > 0)
-            .map(|(start, end)| (end - start) * 1e6 / collected.received as f64),
+        server_cpu_us_per_request: per_encounter(cpu_start.zip(cpu_end)),
+        nats_server_cpu_us_per_request: per_encounter(nats_cpu_start.zip(nats_cpu_end)),
     })
 }

@@ -77,6 +77,9 @@ pub struct RunReport {
     /// The server's CPU time (user + system) over the measured window ÷ requests completed
     /// in it: what one request costs the server, less noisy than throughput on a shared machine.
     pub server_cpu_us_per_request: Option<f64>,
+    /// NATS runs: the nats-server's CPU per encounter the same way (it shares the machine, and
+    /// the duplicate-service store is work it does for claimlint and not for the no-op).
+    pub nats_server_cpu_us_per_request: Option<f64>,
 }
 
 impl RunReport {
@@ -122,6 +125,9 @@ impl RunReport {
         }
         if let Some(cpu) = self.server_cpu_us_per_request {
             text.push_str(&format!("  server CPU {cpu:.0} µs per request\n"));
+        }
+        if let Some(cpu) = self.nats_server_cpu_us_per_request {
+            text.push_str(&format!("  nats-server CPU {cpu:.0} µs per request\n"));
         }
         if let Some(startup) = self.startup_ms {
             text.push_str(&format!("  start-up {startup:.0} ms\n"));

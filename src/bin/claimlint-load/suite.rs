@@ -474,6 +474,7 @@ mod tests {
             },
             startup_ms: Some(20.0),
             server_cpu_us_per_request: None,
+            nats_server_cpu_us_per_request: None,
         }
     }
 
