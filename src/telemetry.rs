@@ -149,31 +149,29 @@ fn text_logs() -> bool {
     }
 }
 
-fn log_layer<S>() -> Box<dyn Layer<S> + Send + Sync>
+fn log_layer<S>(filter: tracing_subscriber::EnvFilter) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     if text_logs() {
-        layer.with_filter(log_filter()).boxed()
+        layer.with_filter(filter).boxed()
     } else {
-        layer
-            .json()
-            .flatten_event(true)
-            .with_filter(log_filter())
-            .boxed()
+        layer.json().flatten_event(true).with_filter(filter).boxed()
     }
 }
 
 /// The subscriber without a trace exporter: the registry and the log layer alone.
-fn log_only_subscriber() -> impl tracing::Subscriber + Send + Sync + 'static {
-    tracing_subscriber::registry().with(log_layer())
+fn log_only_subscriber(
+    filter: tracing_subscriber::EnvFilter,
+) -> impl tracing::Subscriber + Send + Sync + 'static {
+    tracing_subscriber::registry().with(log_layer(filter))
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`). For the one-shot verbs.
 pub fn init_logging() {
     // A second initialisation (tests) keeps the first subscriber.
-    let _ = log_only_subscriber().try_init();
+    let _ = log_only_subscriber(log_filter()).try_init();
 }
 
 /// The resource of every exported span and metric: `OTEL_SERVICE_NAME` /
@@ -246,10 +244,10 @@ pub fn init_service() -> Result<Telemetry, TelemetryError> {
     // (BENCHMARKS.md).
     let _ = match trace_layer {
         Some(trace_layer) => tracing_subscriber::registry()
-            .with(log_layer())
+            .with(log_layer(log_filter()))
             .with(trace_layer)
             .try_init(),
-        None => log_only_subscriber().try_init(),
+        None => log_only_subscriber(log_filter()).try_init(),
     };
     tracing::info!(
         traces = signals.traces,
@@ -269,7 +267,9 @@ mod tests {
     /// the levels, it does not reproduce that profile.)
     #[test]
     fn without_a_trace_exporter_spans_below_the_log_level_are_not_created() {
-        let dispatch = tracing::Dispatch::new(log_only_subscriber());
+        // The default level, whatever RUST_LOG the test runs with.
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        let dispatch = tracing::Dispatch::new(log_only_subscriber(filter));
         tracing::dispatcher::with_default(&dispatch, || {
             let frame =
                 tracing::trace_span!(target: "h2::codec::framed_read", "FramedRead::decode_frame");

@@ -267,6 +267,20 @@ async fn patient_day_entries_merge_racing_writers() {
     let mut next_day = day_visit("f", &["97140"]);
     next_day.date_of_service = "2020-01-02".into();
     assert!(one.lookup(&next_day).await.unwrap().prior.is_empty());
+
+    // A lost marker beside patient-day entries: the entries decide, and the marker returns.
+    bucket.purge(claimlint::nats::LAYOUT_KEY).await.unwrap();
+    let reopened = ServiceStore::open(bucket.clone()).await.unwrap();
+    assert_eq!(reopened.layout(), Layout::PatientDay);
+    assert_eq!(
+        bucket
+            .get(claimlint::nats::LAYOUT_KEY)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(claimlint::nats::PATIENT_DAY_LAYOUT.as_bytes())
+    );
+    assert_eq!(prior_of(&reopened.lookup(&both).await.unwrap()).len(), 2);
 }
 
 /// A bucket an earlier version filled (per-service keys, no layout marker) keeps its layout:
@@ -299,7 +313,15 @@ async fn a_bucket_with_per_service_entries_keeps_its_layout() {
             .any(|line| line.contains(r#""services_layout":"PerService""#)),
         "the layout is logged"
     );
-    assert_eq!(bucket.get(claimlint::nats::LAYOUT_KEY).await.unwrap(), None);
+    assert_eq!(
+        bucket
+            .get(claimlint::nats::LAYOUT_KEY)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(claimlint::nats::PER_SERVICE_LAYOUT.as_bytes()),
+        "the decision is marked, so it sticks"
+    );
 
     // A marker this version does not know is refused, not guessed.
     let unknown = js

@@ -18,7 +18,9 @@ use crate::proto::v1 as pb;
 use crate::wire::{self, EncounterError};
 
 pub use consumer::{run_consumer, run_exhausted};
-pub use services::{LAYOUT_KEY, Layout, Lookup, PATIENT_DAY_LAYOUT, ServiceStore};
+pub use services::{
+    LAYOUT_KEY, Layout, Lookup, PATIENT_DAY_LAYOUT, PER_SERVICE_LAYOUT, ServiceStore,
+};
 pub use setup::{Setup, connect, ensure, server_addrs};
 
 pub const INPUT_SUBJECT: &str = "encounters.submitted";

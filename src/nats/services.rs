@@ -7,12 +7,15 @@
 //!   read and at most one compare-and-set write, whatever its number of lines.
 //! - **per-service** (buckets an earlier version filled, no marker): one entry per patient,
 //!   date and code, read and created line by line. Its keys are one-way hashes, so they cannot be
-//!   regrouped by day; such a bucket keeps this layout, and every instance reading it agrees.
+//!   regrouped by day; such a bucket keeps this layout (marked `per-service/1` once decided),
+//!   and every instance reading it agrees. Instances of the earlier version know no marker:
+//!   do not run them beside this version on a patient-day bucket, nor roll back to them.
 
 use std::collections::BTreeMap;
 
 use async_nats::jetstream::kv;
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use super::NatsError;
 use crate::core::PriorService;
@@ -22,6 +25,7 @@ use crate::wire;
 /// The key marking a bucket's layout, and its value for the patient-day layout.
 pub const LAYOUT_KEY: &str = "layout";
 pub const PATIENT_DAY_LAYOUT: &str = "patient-day/1";
+pub const PER_SERVICE_LAYOUT: &str = "per-service/1";
 
 /// Concurrent writers to one patient-day entry retry their compare-and-set this many times.
 const MAX_WRITE_ATTEMPTS: usize = 16;
@@ -60,24 +64,25 @@ fn store_error(error: impl std::fmt::Display) -> NatsError {
 }
 
 impl ServiceStore {
-    /// Binds to the bucket and decides its layout: the marker's, else per-service when an
-    /// earlier version already wrote entries, else patient-day (and the marker is written).
+    /// Binds to the bucket and decides its layout: the marker's; without one, patient-day for
+    /// an empty bucket or one holding patient-day entries (a lost marker), else per-service (an
+    /// earlier version's entries). The decision is written as the marker, so it sticks.
     pub async fn open(kv: kv::Store) -> Result<ServiceStore, NatsError> {
         let layout = match read_layout(&kv).await? {
             Some(layout) => layout,
             None => {
-                let status = kv.status().await.map_err(store_error)?;
-                if status.values() > 0 {
-                    Layout::PerService
-                } else {
-                    match kv.create(LAYOUT_KEY, Bytes::from(PATIENT_DAY_LAYOUT)).await {
-                        Ok(_) => Layout::PatientDay,
-                        // Another instance marked it first: take its word.
-                        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-                            read_layout(&kv).await?.unwrap_or(Layout::PatientDay)
-                        }
-                        Err(error) => return Err(store_error(error)),
+                let layout = unmarked_layout(&kv).await?;
+                let marker = Bytes::from(match layout {
+                    Layout::PatientDay => PATIENT_DAY_LAYOUT,
+                    Layout::PerService => PER_SERVICE_LAYOUT,
+                });
+                match kv.create(LAYOUT_KEY, marker).await {
+                    Ok(_) => layout,
+                    // Another instance marked it first: take its word.
+                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                        read_layout(&kv).await?.unwrap_or(layout)
                     }
+                    Err(error) => return Err(store_error(error)),
                 }
             }
         };
@@ -104,7 +109,8 @@ impl ServiceStore {
                 Ok(Lookup { prior, day: None })
             }
             Layout::PatientDay => {
-                let Some(billed) = wire::billed_services(encounter) else {
+                let Some(billed) = wire::billed_services(encounter).filter(|b| !b.lines.is_empty())
+                else {
                     return Ok(Lookup {
                         prior: Vec::new(),
                         day: None,
@@ -211,11 +217,30 @@ impl ServiceStore {
     }
 }
 
+async fn unmarked_layout(kv: &kv::Store) -> Result<Layout, NatsError> {
+    let status = kv.status().await.map_err(store_error)?;
+    if status.values() == 0 {
+        return Ok(Layout::PatientDay);
+    }
+    let mut day_entries = kv
+        .stream
+        .info_with_subjects(format!("{}day.>", kv.prefix))
+        .await
+        .map_err(store_error)?;
+    match day_entries.next().await.transpose().map_err(store_error)? {
+        Some(_) => Ok(Layout::PatientDay),
+        None => Ok(Layout::PerService),
+    }
+}
+
 async fn read_layout(kv: &kv::Store) -> Result<Option<Layout>, NatsError> {
     match kv.get(LAYOUT_KEY).await.map_err(store_error)? {
         None => Ok(None),
         Some(value) if value.as_ref() == PATIENT_DAY_LAYOUT.as_bytes() => {
             Ok(Some(Layout::PatientDay))
+        }
+        Some(value) if value.as_ref() == PER_SERVICE_LAYOUT.as_bytes() => {
+            Ok(Some(Layout::PerService))
         }
         Some(value) => Err(NatsError::Store(format!(
             "the bucket's layout is `{}`, which this version does not know",
