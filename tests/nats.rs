@@ -192,6 +192,12 @@ fn prior_of(lookup: &claimlint::nats::Lookup) -> Vec<(usize, String)> {
         .collect()
 }
 
+/// The bucket's layout marker, as text.
+async fn layout_marker(bucket: &jetstream::kv::Store) -> Option<String> {
+    let value = bucket.get(claimlint::nats::LAYOUT_KEY).await.unwrap()?;
+    Some(String::from_utf8(value.to_vec()).unwrap())
+}
+
 async fn services_bucket(js: &jetstream::Context) -> jetstream::kv::Store {
     js.create_key_value(jetstream::kv::Config {
         bucket: "CLAIMLINT_SERVICES".into(),
@@ -218,20 +224,16 @@ async fn patient_day_entries_merge_racing_writers() {
         (Layout::PatientDay, Layout::PatientDay)
     );
     assert_eq!(
-        bucket
-            .get(claimlint::nats::LAYOUT_KEY)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(claimlint::nats::PATIENT_DAY_LAYOUT.as_bytes())
+        layout_marker(&bucket).await.as_deref(),
+        Some(claimlint::nats::PATIENT_DAY_LAYOUT)
     );
 
     // Both read an absent entry; both create; the second finds it exists and updates.
     let (a, b) = (day_visit("a", &["97140"]), day_visit("b", &["97124"]));
     let (lookup_a, lookup_b) = (one.lookup(&a).await.unwrap(), two.lookup(&b).await.unwrap());
     assert!(lookup_a.prior.is_empty() && lookup_b.prior.is_empty());
-    one.remember(&a, "a", lookup_a).await.unwrap();
-    two.remember(&b, "b", lookup_b).await.unwrap();
+    one.remember("a", lookup_a).await.unwrap();
+    two.remember("b", lookup_b).await.unwrap();
     let both = day_visit("c", &["97140", "97124"]);
     let lookup = one.lookup(&both).await.unwrap();
     assert_eq!(prior_of(&lookup), [(0, "a".into()), (1, "b".into())]);
@@ -245,8 +247,8 @@ async fn patient_day_entries_merge_racing_writers() {
     d.service_lines[1].procedure_code = "97530".into();
     let (lookup_c, lookup_d) = (one.lookup(&c).await.unwrap(), two.lookup(&d).await.unwrap());
     assert_eq!(prior_of(&lookup_c), [(1, "b".into())]);
-    one.remember(&c, "c", lookup_c).await.unwrap();
-    two.remember(&d, "d", lookup_d).await.unwrap();
+    one.remember("c", lookup_c).await.unwrap();
+    two.remember("d", lookup_d).await.unwrap();
     let mut all = day_visit("e", &["97140", "97124"]);
     let mut extra = all.service_lines[0].clone();
     extra.procedure_code = "97110".into();
@@ -273,12 +275,8 @@ async fn patient_day_entries_merge_racing_writers() {
     let reopened = ServiceStore::open(bucket.clone()).await.unwrap();
     assert_eq!(reopened.layout(), Layout::PatientDay);
     assert_eq!(
-        bucket
-            .get(claimlint::nats::LAYOUT_KEY)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(claimlint::nats::PATIENT_DAY_LAYOUT.as_bytes())
+        layout_marker(&bucket).await.as_deref(),
+        Some(claimlint::nats::PATIENT_DAY_LAYOUT)
     );
     assert_eq!(prior_of(&reopened.lookup(&both).await.unwrap()).len(), 2);
 }
@@ -314,12 +312,8 @@ async fn a_bucket_with_per_service_entries_keeps_its_layout() {
         "the layout is logged"
     );
     assert_eq!(
-        bucket
-            .get(claimlint::nats::LAYOUT_KEY)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some(claimlint::nats::PER_SERVICE_LAYOUT.as_bytes()),
+        layout_marker(&bucket).await.as_deref(),
+        Some(claimlint::nats::PER_SERVICE_LAYOUT),
         "the decision is marked, so it sticks"
     );
 

@@ -90,7 +90,7 @@ impl Pipeline {
         self.publish_outcome(&outcome, trace_headers).await?;
         if outcome.status == pb::Status::Validated as i32 {
             self.services
-                .remember(encounter, &outcome.encounter_id, lookup)
+                .remember(&outcome.encounter_id, lookup)
                 .await?;
         }
         Ok(outcome)

@@ -22,7 +22,7 @@ use crate::core::PriorService;
 use crate::proto::v1 as pb;
 use crate::wire;
 
-/// The key marking a bucket's layout, and its value for the patient-day layout.
+/// The key marking a bucket's layout, and its values.
 pub const LAYOUT_KEY: &str = "layout";
 pub const PATIENT_DAY_LAYOUT: &str = "patient-day/1";
 pub const PER_SERVICE_LAYOUT: &str = "per-service/1";
@@ -36,16 +36,41 @@ pub enum Layout {
     PerService,
 }
 
+impl Layout {
+    /// The value of the `layout` key that marks this layout.
+    fn marker(self) -> &'static str {
+        match self {
+            Layout::PatientDay => PATIENT_DAY_LAYOUT,
+            Layout::PerService => PER_SERVICE_LAYOUT,
+        }
+    }
+
+    fn from_marker(value: &[u8]) -> Option<Layout> {
+        [Layout::PatientDay, Layout::PerService]
+            .into_iter()
+            .find(|layout| layout.marker().as_bytes() == value)
+    }
+}
+
 pub struct ServiceStore {
     kv: kv::Store,
     layout: Layout,
 }
 
-/// What a lookup found: the services already validated in other encounters and, for the
-/// patient-day layout, the entry as read, so that recording starts from it.
+/// What a lookup found: the services already validated in other encounters, and what
+/// recording this encounter will write (computed once, with the read).
 pub struct Lookup {
     pub prior: Vec<PriorService>,
-    day: Option<DayEntry>,
+    record: Record,
+}
+
+enum Record {
+    /// No patient, date or billed line: nothing to remember.
+    Nothing,
+    /// The per-service keys to create.
+    PerService(Vec<String>),
+    /// The patient-day entry as read, so that the compare-and-set starts from it.
+    PatientDay(DayEntry),
 }
 
 /// One patient-day entry as read.
@@ -72,11 +97,7 @@ impl ServiceStore {
             Some(layout) => layout,
             None => {
                 let layout = unmarked_layout(&kv).await?;
-                let marker = Bytes::from(match layout {
-                    Layout::PatientDay => PATIENT_DAY_LAYOUT,
-                    Layout::PerService => PER_SERVICE_LAYOUT,
-                });
-                match kv.create(LAYOUT_KEY, marker).await {
+                match kv.create(LAYOUT_KEY, Bytes::from(layout.marker())).await {
                     Ok(_) => layout,
                     // Another instance marked it first: take its word.
                     Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
@@ -97,23 +118,27 @@ impl ServiceStore {
     pub async fn lookup(&self, encounter: &pb::Encounter) -> Result<Lookup, NatsError> {
         match self.layout {
             Layout::PerService => {
-                let mut prior = Vec::new();
+                let (mut prior, mut keys) = (Vec::new(), Vec::new());
                 for (line_index, key) in wire::service_keys(encounter) {
-                    if let Some(value) = self.kv.get(key).await.map_err(store_error)? {
+                    if let Some(value) = self.kv.get(&key).await.map_err(store_error)? {
                         prior.push(PriorService {
                             line_index,
                             other_encounter_id: String::from_utf8_lossy(&value).into_owned(),
                         });
                     }
+                    keys.push(key);
                 }
-                Ok(Lookup { prior, day: None })
+                Ok(Lookup {
+                    prior,
+                    record: Record::PerService(keys),
+                })
             }
             Layout::PatientDay => {
                 let Some(billed) = wire::billed_services(encounter).filter(|b| !b.lines.is_empty())
                 else {
                     return Ok(Lookup {
                         prior: Vec::new(),
-                        day: None,
+                        record: Record::Nothing,
                     });
                 };
                 let (revision, services) = self.read_day(&billed.day_key).await?;
@@ -129,7 +154,7 @@ impl ServiceStore {
                     .collect();
                 Ok(Lookup {
                     prior,
-                    day: Some(DayEntry {
+                    record: Record::PatientDay(DayEntry {
                         key: billed.day_key,
                         revision,
                         services,
@@ -141,15 +166,11 @@ impl ServiceStore {
     }
 
     /// Records a validated encounter's services; the first encounter to claim a code keeps it.
-    pub async fn remember(
-        &self,
-        encounter: &pb::Encounter,
-        encounter_id: &str,
-        lookup: Lookup,
-    ) -> Result<(), NatsError> {
-        match (self.layout, lookup.day) {
-            (Layout::PerService, _) => {
-                for (_, key) in wire::service_keys(encounter) {
+    pub async fn remember(&self, encounter_id: &str, lookup: Lookup) -> Result<(), NatsError> {
+        match lookup.record {
+            Record::Nothing => Ok(()),
+            Record::PerService(keys) => {
+                for key in keys {
                     let value = Bytes::copy_from_slice(encounter_id.as_bytes());
                     match self.kv.create(&key, value).await {
                         Ok(_) => {}
@@ -159,8 +180,7 @@ impl ServiceStore {
                 }
                 Ok(())
             }
-            (Layout::PatientDay, None) => Ok(()),
-            (Layout::PatientDay, Some(day)) => self.remember_day(day, encounter_id).await,
+            Record::PatientDay(day) => self.remember_day(day, encounter_id).await,
         }
     }
 
@@ -180,21 +200,20 @@ impl ServiceStore {
                 return Ok(());
             }
             let value = Bytes::from(serde_json::to_vec(&services).map_err(store_error)?);
-            let lost_race = match day.revision {
+            // Written, or an error; falling through means another writer won the race.
+            match day.revision {
                 None => match self.kv.create(&day.key, value).await {
                     Ok(_) => return Ok(()),
-                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => true,
+                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
                     Err(error) => return Err(store_error(error)),
                 },
                 Some(revision) => match self.kv.update(&day.key, value, revision).await {
                     Ok(_) => return Ok(()),
-                    Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => true,
+                    Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
                     Err(error) => return Err(store_error(error)),
                 },
-            };
-            if lost_race {
-                (day.revision, day.services) = self.read_day(&day.key).await?;
             }
+            (day.revision, day.services) = self.read_day(&day.key).await?;
         }
         Err(NatsError::Store(format!(
             "{MAX_WRITE_ATTEMPTS} conflicting writes to one patient-day entry"
@@ -234,15 +253,12 @@ async fn unmarked_layout(kv: &kv::Store) -> Result<Layout, NatsError> {
 }
 
 async fn read_layout(kv: &kv::Store) -> Result<Option<Layout>, NatsError> {
-    match kv.get(LAYOUT_KEY).await.map_err(store_error)? {
-        None => Ok(None),
-        Some(value) if value.as_ref() == PATIENT_DAY_LAYOUT.as_bytes() => {
-            Ok(Some(Layout::PatientDay))
-        }
-        Some(value) if value.as_ref() == PER_SERVICE_LAYOUT.as_bytes() => {
-            Ok(Some(Layout::PerService))
-        }
-        Some(value) => Err(NatsError::Store(format!(
+    let Some(value) = kv.get(LAYOUT_KEY).await.map_err(store_error)? else {
+        return Ok(None);
+    };
+    match Layout::from_marker(&value) {
+        Some(layout) => Ok(Some(layout)),
+        None => Err(NatsError::Store(format!(
             "the bucket's layout is `{}`, which this version does not know",
             String::from_utf8_lossy(&value)
         ))),

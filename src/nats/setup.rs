@@ -142,10 +142,7 @@ pub async fn ensure(client: &async_nats::Client, args: &NatsArgs) -> Result<Setu
     };
     let services = ServiceStore::open(services)
         .await
-        .map_err(|e| NatsError::Setup {
-            what: args.services_bucket.clone(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| setup_error(&args.services_bucket)(e.to_string()))?;
     let advisories_name = format!("{}_EXHAUSTED", args.encounters_stream);
     let advisories = js
         .get_or_create_stream(stream::Config {

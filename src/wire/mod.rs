@@ -54,36 +54,41 @@ pub struct BilledServices {
     pub lines: Vec<(usize, String)>,
 }
 
-/// `None` without a patient or a date of service (nothing to compare with).
-pub fn billed_services(encounter: &pb::Encounter) -> Option<BilledServices> {
+/// Patient and date of service, trimmed; `None` without either (nothing to compare with).
+fn patient_and_date(encounter: &pb::Encounter) -> Option<(&str, &str)> {
     let patient = encounter.patient_id.trim();
     let date = encounter.date_of_service.trim();
-    if patient.is_empty() || date.is_empty() {
-        return None;
-    }
+    (!patient.is_empty() && !date.is_empty()).then_some((patient, date))
+}
+
+/// `(line index, procedure code)` of each billed line (units > 0, a code), upper-cased.
+fn billed_lines(encounter: &pb::Encounter) -> Vec<(usize, String)> {
+    encounter
+        .service_lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.units > 0 && !line.procedure_code.trim().is_empty())
+        .map(|(index, line)| (index, line.procedure_code.trim().to_ascii_uppercase()))
+        .collect()
+}
+
+/// `None` without a patient or a date of service (nothing to compare with).
+pub fn billed_services(encounter: &pb::Encounter) -> Option<BilledServices> {
+    let (patient, date) = patient_and_date(encounter)?;
     let digest = Sha256::digest(format!("{patient}\u{1f}{date}").as_bytes());
     Some(BilledServices {
         day_key: format!("day.{}", hex::encode(digest)),
-        lines: encounter
-            .service_lines
-            .iter()
-            .enumerate()
-            .filter(|(_, line)| line.units > 0 && !line.procedure_code.trim().is_empty())
-            .map(|(index, line)| (index, line.procedure_code.trim().to_ascii_uppercase()))
-            .collect(),
+        lines: billed_lines(encounter),
     })
 }
 
 /// The per-service keys of buckets written by earlier versions: patient, date of service and
 /// code of each billed line, hashed. `(line index, key)`.
 pub fn service_keys(encounter: &pb::Encounter) -> Vec<(usize, String)> {
-    let patient = encounter.patient_id.trim();
-    let date = encounter.date_of_service.trim();
-    let Some(billed) = billed_services(encounter) else {
+    let Some((patient, date)) = patient_and_date(encounter) else {
         return Vec::new();
     };
-    billed
-        .lines
+    billed_lines(encounter)
         .into_iter()
         .map(|(index, code)| {
             let digest = Sha256::digest(format!("{patient}\u{1f}{date}\u{1f}{code}").as_bytes());
