@@ -95,14 +95,28 @@ impl App {
     ) -> Result<pb::Outcome, EncounterError> {
         // One span per validation; its parent is the transport's span (and through it the
         // caller's trace). Identifiers other than encounter_id and all free text stay out.
-        let span = tracing::info_span!(
-            "validate",
-            encounter_id = %encounter.encounter_id,
-            source,
-            payer_kind = metrics::payer_kind(encounter),
-            status = tracing::field::Empty,
-            reason_codes = tracing::field::Empty,
-        );
+        // No log line at info or above is written inside it, so without a trace exporter it is
+        // a debug span: at the default log level it is not created (the log layer would
+        // format its fields on every call for nobody).
+        // (A span's level is part of its static callsite, hence one macro call per level.)
+        macro_rules! validate_span {
+            ($level:expr) => {
+                tracing::span!(
+                    $level,
+                    "validate",
+                    encounter_id = %encounter.encounter_id,
+                    source,
+                    payer_kind = metrics::payer_kind(encounter),
+                    status = tracing::field::Empty,
+                    reason_codes = tracing::field::Empty,
+                )
+            };
+        }
+        let span = if crate::telemetry::traces_exported() {
+            validate_span!(tracing::Level::INFO)
+        } else {
+            validate_span!(tracing::Level::DEBUG)
+        };
         let _entered = span.enter();
         let started = Instant::now();
         let rules = self.rules.load();
@@ -134,5 +148,58 @@ impl App {
     pub fn is_ready(&self) -> bool {
         !self.shutting_down.load(Ordering::SeqCst)
             && (!self.nats_configured || self.pipeline.get().is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Records the name of every span its subscriber creates.
+    #[derive(Clone, Default)]
+    struct CreatedSpans(Arc<Mutex<Vec<&'static str>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CreatedSpans {
+        fn on_new_span(
+            &self,
+            attributes: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if let Ok(mut names) = self.0.lock() {
+                names.push(attributes.metadata().name());
+            }
+        }
+    }
+
+    /// The spans one validation of the seed visit creates at a log level, without an exporter.
+    fn spans_of_one_check(level: &str) -> Vec<&'static str> {
+        let created = CreatedSpans::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new(level))
+            .with(created.clone());
+        let app = App::new(crate::rules_source::load_rules(None).unwrap(), false);
+        let visit = wire::json::parse_encounters(include_str!(
+            "../examples/valid-medicare-seed-visit.json"
+        ))
+        .unwrap()
+        .remove(0);
+        tracing::subscriber::with_default(subscriber, || {
+            app.check(&visit, "grpc").unwrap();
+        });
+        created.0.lock().unwrap().clone()
+    }
+
+    /// The validate span costs a few per cent of a gRPC call when the log layer formats it;
+    /// at the default level, without a trace exporter, nothing reads it.
+    #[test]
+    fn validation_opens_its_span_only_for_debug_logs_without_a_trace_exporter() {
+        assert!(!crate::telemetry::traces_exported());
+        assert_eq!(spans_of_one_check("info"), Vec::<&str>::new());
+        assert_eq!(spans_of_one_check("debug"), ["validate"]);
     }
 }

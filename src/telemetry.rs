@@ -280,8 +280,9 @@ mod tests {
                 "a debug span was created at the default level"
             );
             // claimlint's own spans at info stay: log lines take their context from them.
-            let validate = tracing::info_span!(target: "claimlint::app", "validate");
-            assert!(!validate.is_disabled());
+            let call =
+                tracing::info_span!(target: "claimlint::grpc", "claimlint.v1.ClaimValidator");
+            assert!(!call.is_disabled());
         });
     }
 

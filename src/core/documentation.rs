@@ -4,10 +4,10 @@
 
 use chrono::Days;
 
-use super::Visit;
 use super::data::{DiagnosisPolicy, normalize_icd10};
 use super::reason::{Finding, ReasonCode};
 use super::types::{DateField, Documentation, ServiceLine};
+use super::{Visit, VisitList};
 
 pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
     let lines = &visit.encounter.service_lines;
@@ -42,7 +42,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
 
 /// The diagnoses a line points to, without the dot; invalid pointers are skipped (they are
 /// reported by the diagnosis rules).
-fn pointed_diagnoses<'a>(visit: &'a Visit<'_>, line: &'a ServiceLine) -> Vec<&'a str> {
+fn pointed_diagnoses<'a>(visit: &'a Visit<'_>, line: &'a ServiceLine) -> VisitList<&'a str> {
     let codes = &visit.encounter.diagnosis_codes;
     line.diagnosis_pointers
         .iter()

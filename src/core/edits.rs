@@ -1,10 +1,10 @@
 //! Code-pair and unit edits: NCCI procedure-to-procedure pairs (with the payer's extra and
 //! switched-off pairs), modifier 59 and its X{EPSU} subsets, distinct body regions, and MUEs.
 
-use super::Visit;
 use super::data::{Adjudication, ModifierIndicator};
 use super::reason::{Finding, ReasonCode};
 use super::types::ServiceLine;
+use super::{Visit, VisitList};
 
 /// NCCI-associated modifiers that bypass a modifier-indicator-1 edit (contract §3).
 const BYPASS_MODIFIERS: [&str; 5] = ["59", "XE", "XS", "XP", "XU"];
@@ -170,7 +170,7 @@ fn check_mue(visit: &Visit<'_>, date: chrono::NaiveDate, out: &mut Vec<Finding>)
         out.push(not_current("MUE", date));
     }
     let lines = &visit.encounter.service_lines;
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: VisitList<&str> = VisitList::new();
     for line in lines {
         let code = line.procedure_code.as_str();
         if seen.contains(&code) {
@@ -180,7 +180,7 @@ fn check_mue(visit: &Visit<'_>, date: chrono::NaiveDate, out: &mut Vec<Finding>)
         let Some(value) = selection.value(code) else {
             continue;
         };
-        let of_code: Vec<(usize, &ServiceLine)> = lines
+        let of_code: VisitList<(usize, &ServiceLine)> = lines
             .iter()
             .enumerate()
             .filter(|(_, l)| l.procedure_code == code)

@@ -20,11 +20,16 @@ pub mod types;
 pub(crate) mod test_support;
 
 use chrono::NaiveDate;
+use smallvec::SmallVec;
 
 use data::{Icd10Selection, Profile, RuleSet, RuleSetting};
 use outcome::{Claim, ClaimLine, Outcome, Status};
 use reason::{Finding, Reason, Severity};
 use types::Encounter;
+
+/// A rule family's working list for one visit (lines, codes, diagnoses): on the stack up to
+/// the size of a large visit (12 lines), so validating a visit does not allocate for it.
+pub(crate) type VisitList<T> = SmallVec<[T; 12]>;
 
 /// Everything a rule family may consult for one encounter.
 pub struct Visit<'a> {
@@ -46,17 +51,17 @@ pub struct PriorService {
 }
 
 /// Validates one encounter as of `as_of` with the rule data in `rules`.
-pub fn validate(encounter: &Encounter, rules: &RuleSet, as_of: NaiveDate) -> Outcome {
+pub fn validate<'a>(encounter: &'a Encounter, rules: &'a RuleSet, as_of: NaiveDate) -> Outcome<'a> {
     validate_with_prior(encounter, rules, as_of, &[])
 }
 
 /// [`validate`], also judging the services other encounters already had validated.
-pub fn validate_with_prior(
-    encounter: &Encounter,
-    rules: &RuleSet,
+pub fn validate_with_prior<'a>(
+    encounter: &'a Encounter,
+    rules: &'a RuleSet,
     as_of: NaiveDate,
     prior: &[PriorService],
-) -> Outcome {
+) -> Outcome<'a> {
     let date_of_service = encounter.date_of_service.date();
     let visit = Visit {
         encounter,
@@ -145,35 +150,38 @@ fn grade(findings: Vec<Finding>, visit: &Visit<'_>) -> Vec<Reason> {
 
 /// The billable lines exactly as submitted; a timed line with minutes but no units is a
 /// documented service that is not billed (contract §9) and stays off the claim.
-fn build_claim(encounter: &Encounter) -> Claim {
-    let lines: Vec<ClaimLine> = encounter
+fn build_claim(encounter: &Encounter) -> Claim<'_> {
+    let lines: Vec<ClaimLine<'_>> = encounter
         .service_lines
         .iter()
         .enumerate()
         .filter(|(_, line)| line.units > 0)
         .map(|(index, line)| ClaimLine {
             line_index: u32::try_from(index).unwrap_or(u32::MAX),
-            procedure_code: line.procedure_code.clone(),
-            modifiers: line.modifiers.clone(),
+            procedure_code: &line.procedure_code,
+            modifiers: &line.modifiers,
             units: line.units,
-            diagnosis_pointers: line.diagnosis_pointers.clone(),
+            diagnosis_pointers: &line.diagnosis_pointers,
             charge_cents: line.charge_cents,
         })
         .collect();
     Claim {
-        encounter_id: encounter.encounter_id.clone(),
-        patient_id: encounter.patient_id.clone(),
+        encounter_id: &encounter.encounter_id,
+        patient_id: &encounter.patient_id,
         // A validated encounter has a valid date of service; the fallback is never used.
         date_of_service: encounter.date_of_service.date().unwrap_or_default(),
-        place_of_service: encounter.place_of_service.clone(),
-        payer: encounter.payer.clone().unwrap_or_default(),
+        place_of_service: &encounter.place_of_service,
+        payer_id: encounter
+            .payer
+            .as_ref()
+            .map_or("", |payer| payer.payer_id.as_str()),
+        payer_kind: encounter.payer.as_ref().and_then(|payer| payer.kind),
         rendering_provider_npi: encounter
             .rendering_provider
             .as_ref()
-            .map(|p| p.npi.clone())
-            .unwrap_or_default(),
-        billing_provider_npi: encounter.billing_provider_npi.clone(),
-        diagnosis_codes: encounter.diagnosis_codes.clone(),
+            .map_or("", |provider| provider.npi.as_str()),
+        billing_provider_npi: &encounter.billing_provider_npi,
+        diagnosis_codes: &encounter.diagnosis_codes,
         total_units: lines
             .iter()
             .fold(0u32, |sum, l| sum.saturating_add(l.units)),

@@ -101,7 +101,8 @@ pub fn run_table(cases: &[Case]) {
 
 #[test]
 fn the_seed_visit_validates_without_findings() {
-    let outcome = super::validate(&seed_visit(), rules(), as_of());
+    let visit = seed_visit();
+    let outcome = super::validate(&visit, rules(), as_of());
     assert_eq!(outcome.status, super::outcome::Status::Validated);
     assert!(outcome.reasons.is_empty(), "{:#?}", outcome.reasons);
     let claim = outcome.claim.expect("claim");

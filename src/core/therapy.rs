@@ -1,9 +1,9 @@
 //! Therapy rules: who may bill the code, the therapy modifiers GP/GO/GN, the assistant
 //! modifiers CQ/CO, the KX threshold and the targeted medical review threshold.
 
-use super::Visit;
 use super::reason::{Finding, ReasonCode};
 use super::types::{Discipline, ServiceLine};
+use super::{Visit, VisitList};
 use chrono::Datelike;
 
 const THERAPY_MODIFIERS: [&str; 3] = ["GP", "GO", "GN"];
@@ -76,7 +76,7 @@ fn check_therapy_modifier(
     discipline: Option<Discipline>,
     out: &mut Vec<Finding>,
 ) {
-    let present: Vec<&str> = THERAPY_MODIFIERS
+    let present: VisitList<&str> = THERAPY_MODIFIERS
         .into_iter()
         .filter(|m| line.has_modifier(m))
         .collect();
@@ -176,7 +176,7 @@ fn check_thresholds(visit: &Visit<'_>, discipline: Option<Discipline>, out: &mut
         return;
     };
     let procedures = visit.rules.procedures();
-    let lines: Vec<(usize, &ServiceLine)> = visit
+    let lines: VisitList<(usize, &ServiceLine)> = visit
         .encounter
         .service_lines
         .iter()

@@ -9,11 +9,11 @@
 
 use std::collections::BTreeSet;
 
-use super::Visit;
 use super::data::{ProcedureKind, UnitTable};
 use super::outcome::{UnitLine, UnitSummary};
 use super::reason::{Finding, ReasonCode};
 use super::types::{ServiceLine, UnitMethod};
+use super::{Visit, VisitList};
 
 /// Units the table gives `minutes` (billing-rules §1.1 with 15 and 8: `T >= 8 ? (T + 7) / 15 : 0`).
 pub fn units_for_minutes(table: UnitTable, minutes: u64) -> u64 {
@@ -26,8 +26,8 @@ pub fn units_for_minutes(table: UnitTable, minutes: u64) -> u64 {
 
 /// One timed code of the visit: its lines pooled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CodeAllocation {
-    pub code: String,
+pub struct CodeAllocation<'a> {
+    pub code: &'a str,
     pub minutes: u64,
     pub billed: u64,
     /// The units this code may carry: `min..=max` (a range only where remainders tie).
@@ -49,7 +49,7 @@ pub fn allocate(method: UnitMethod, table: UnitTable, codes: &mut [CodeAllocatio
             let allowed = units_for_minutes(table, total_minutes);
             let full_units: u64 = codes.iter().map(|c| c.minutes / table.unit_minutes).sum();
             let leftover = allowed.saturating_sub(full_units);
-            let mut remainders: Vec<u64> = codes
+            let mut remainders: VisitList<u64> = codes
                 .iter()
                 .map(|c| c.minutes % table.unit_minutes)
                 .filter(|&r| r > 0)
@@ -82,12 +82,12 @@ pub fn allocate(method: UnitMethod, table: UnitTable, codes: &mut [CodeAllocatio
     }
 }
 
-pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) -> Option<UnitSummary> {
+pub fn check<'a>(visit: &Visit<'a>, out: &mut Vec<Finding>) -> Option<UnitSummary<'a>> {
     let lines = &visit.encounter.service_lines;
     let procedures = visit.rules.procedures();
     check_duplicates(lines, out);
 
-    let mut timed: Vec<(usize, &ServiceLine)> = Vec::new();
+    let mut timed: VisitList<(usize, &ServiceLine)> = VisitList::new();
     let mut therapy_visit = false;
     for (index, line) in lines.iter().enumerate() {
         let Some(info) = procedures.get(&line.procedure_code) else {
@@ -134,14 +134,14 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) -> Option<UnitSummary> {
     }
 
     // Pool lines by code, in order of first appearance.
-    let mut codes: Vec<CodeAllocation> = Vec::new();
-    let mut line_code: Vec<usize> = Vec::with_capacity(timed.len());
+    let mut codes: VisitList<CodeAllocation<'_>> = VisitList::new();
+    let mut line_code: VisitList<usize> = VisitList::new();
     for (_, line) in &timed {
         let position = match codes.iter().position(|c| c.code == line.procedure_code) {
             Some(position) => position,
             None => {
                 codes.push(CodeAllocation {
-                    code: line.procedure_code.clone(),
+                    code: &line.procedure_code,
                     minutes: 0,
                     billed: 0,
                     min: 0,
@@ -280,7 +280,7 @@ fn judge(
             }
         }
     }
-    let judged: Vec<(usize, &CodeAllocation)> = codes
+    let judged: VisitList<(usize, &CodeAllocation<'_>)> = codes
         .iter()
         .enumerate()
         .filter(|(p, _)| !under_eight.contains(p))
@@ -296,7 +296,7 @@ fn judge(
         }
     };
     let remedy = || format!("Bill {}.", accepted_billing(codes));
-    let over: Vec<&(usize, &CodeAllocation)> =
+    let over: VisitList<&(usize, &CodeAllocation<'_>)> =
         judged.iter().filter(|(_, c)| c.billed > c.max).collect();
     let exceed = |position: usize, code: &CodeAllocation| {
         Finding::new(
@@ -371,7 +371,7 @@ fn judge(
     // Lines of one code share its units, but no line bills more 15-minute blocks than its own
     // minutes started.
     for (position, code) in &judged {
-        let lines: Vec<&(usize, &ServiceLine)> = timed
+        let lines: VisitList<&(usize, &ServiceLine)> = timed
             .iter()
             .zip(line_code)
             .filter(|(_, c)| **c == *position)
@@ -405,12 +405,12 @@ fn judge(
 }
 
 /// Each timed line's accepted range: its share of its code's range.
-fn line_ranges(
+fn line_ranges<'a>(
     table: UnitTable,
-    timed: &[(usize, &ServiceLine)],
+    timed: &[(usize, &'a ServiceLine)],
     line_code: &[usize],
     codes: &[CodeAllocation],
-) -> Vec<UnitLine> {
+) -> Vec<UnitLine<'a>> {
     timed
         .iter()
         .zip(line_code)
@@ -429,7 +429,7 @@ fn line_ranges(
                 .sum();
             UnitLine {
                 line_index: clamp(*index as u64),
-                procedure_code: line.procedure_code.clone(),
+                procedure_code: &line.procedure_code,
                 expected_units_min: clamp(code.min.saturating_sub(others)),
                 expected_units_max: clamp(ceiling(line)),
                 minutes: line.minutes,
@@ -553,8 +553,10 @@ mod tests {
         encounter
     }
 
-    fn run(kind: PayerKind, lines: &[(&str, u32, u32)]) -> Outcome {
-        crate::core::validate(&visit(kind, lines), rules(), as_of())
+    /// The outcome borrows the visit, so the (small) test visit is leaked to return it.
+    fn run(kind: PayerKind, lines: &[(&str, u32, u32)]) -> Outcome<'static> {
+        let visit = Box::leak(Box::new(visit(kind, lines)));
+        crate::core::validate(visit, rules(), as_of())
     }
 
     const UNIT_CODES: [ReasonCode; 5] = [
@@ -565,7 +567,7 @@ mod tests {
         ReasonCode::TimedMinutesMissing,
     ];
 
-    fn unit_reasons(outcome: &Outcome) -> Vec<&Reason> {
+    fn unit_reasons<'a>(outcome: &'a Outcome<'_>) -> Vec<&'a Reason> {
         outcome
             .reasons
             .iter()
@@ -691,12 +693,12 @@ mod tests {
         },
     ];
 
-    fn allocation(example: &Worked, method: UnitMethod) -> (u64, Vec<CodeAllocation>) {
+    fn allocation(example: &Worked, method: UnitMethod) -> (u64, Vec<CodeAllocation<'_>>) {
         let mut codes: Vec<CodeAllocation> = example
             .minutes
             .iter()
             .map(|(code, minutes)| CodeAllocation {
-                code: (*code).into(),
+                code,
                 minutes: u64::from(*minutes),
                 billed: 0,
                 min: 0,
@@ -1087,7 +1089,7 @@ mod tests {
             pick in any::<prop::sample::Index>(),
         ) {
             let mut allocation: Vec<CodeAllocation> = codes.iter().enumerate()
-                .map(|(i, c)| CodeAllocation { code: (*c).into(), minutes: u64::from(minutes[i]), billed: 0, min: 0, max: 0 })
+                .map(|(i, c)| CodeAllocation { code: c, minutes: u64::from(minutes[i]), billed: 0, min: 0, max: 0 })
                 .collect();
             let allowed = allocate(UnitMethod::CmsTotalTime, rules().therapy().unit_table, &mut allocation);
             let billings = accepted_billings(&allocation, allowed);

@@ -9,7 +9,7 @@ use crate::core::types::{PayerKind, UnitMethod};
 use crate::proto::v1 as pb;
 
 pub fn outcome_to_proto(
-    outcome: core::Outcome,
+    outcome: core::Outcome<'_>,
     encounter_id: &str,
     content_hash: String,
     validated_at: DateTime<Utc>,
@@ -46,7 +46,7 @@ pub fn outcome_to_proto(
                 .into_iter()
                 .map(|line| pb::UnitLine {
                     line_index: line.line_index,
-                    procedure_code: line.procedure_code,
+                    procedure_code: line.procedure_code.to_owned(),
                     expected_units_min: line.expected_units_min,
                     expected_units_max: line.expected_units_max,
                     minutes: line.minutes,
@@ -54,7 +54,7 @@ pub fn outcome_to_proto(
                 })
                 .collect(),
         }),
-        ruleset_version: outcome.ruleset_version,
+        ruleset_version: outcome.ruleset_version.to_owned(),
         validated_at: Some(pbjson_types::Timestamp {
             seconds: validated_at.timestamp(),
             nanos: i32::try_from(validated_at.timestamp_subsec_nanos()).unwrap_or(0),
@@ -63,33 +63,33 @@ pub fn outcome_to_proto(
     }
 }
 
-fn claim(claim: core::Claim) -> pb::Claim {
+fn claim(claim: core::Claim<'_>) -> pb::Claim {
     pb::Claim {
-        encounter_id: claim.encounter_id,
-        patient_id: claim.patient_id,
+        encounter_id: claim.encounter_id.to_owned(),
+        patient_id: claim.patient_id.to_owned(),
         date_of_service: claim.date_of_service.to_string(),
-        place_of_service: claim.place_of_service,
+        place_of_service: claim.place_of_service.to_owned(),
         payer: Some(pb::Payer {
-            payer_id: claim.payer.payer_id,
-            kind: match claim.payer.kind {
+            payer_id: claim.payer_id.to_owned(),
+            kind: match claim.payer_kind {
                 Some(PayerKind::Medicare) => pb::PayerKind::Medicare,
                 Some(PayerKind::Medicaid) => pb::PayerKind::Medicaid,
                 Some(PayerKind::Commercial) => pb::PayerKind::Commercial,
                 None => pb::PayerKind::Unspecified,
             } as i32,
         }),
-        rendering_provider_npi: claim.rendering_provider_npi,
-        billing_provider_npi: claim.billing_provider_npi,
-        diagnosis_codes: claim.diagnosis_codes,
+        rendering_provider_npi: claim.rendering_provider_npi.to_owned(),
+        billing_provider_npi: claim.billing_provider_npi.to_owned(),
+        diagnosis_codes: claim.diagnosis_codes.to_vec(),
         lines: claim
             .lines
             .into_iter()
             .map(|line| pb::ClaimLine {
                 line_index: line.line_index,
-                procedure_code: line.procedure_code,
-                modifiers: line.modifiers,
+                procedure_code: line.procedure_code.to_owned(),
+                modifiers: line.modifiers.to_vec(),
                 units: line.units,
-                diagnosis_pointers: line.diagnosis_pointers,
+                diagnosis_pointers: line.diagnosis_pointers.to_vec(),
                 charge_cents: line.charge_cents,
             })
             .collect(),

@@ -4,6 +4,7 @@
 //! latency at 50% of claimlint's maximum, start-up, peak memory, and (with `--soak`) memory
 //! growth over a long run at 50%.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -144,6 +145,12 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         claimlint_bin: children::claimlint_program(args.claimlint_bin.as_deref())?,
         load_bin: std::env::current_exe()?,
     };
+    // A report path that cannot be written fails now, not after the runs.
+    let mut json_out = args
+        .json_out
+        .as_deref()
+        .map(create_report_file)
+        .transpose()?;
     let started_at = chrono::Utc::now().to_rfc3339();
     let progress = |what: &str| eprintln!("claimlint-load suite: {what}");
     let grpc = GrpcLoad {
@@ -250,14 +257,24 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         targets,
     };
     let json = serde_json::to_string_pretty(&suite)?;
-    if let Some(path) = &args.json_out {
-        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
-    }
     match args.format {
         Format::Json => println!("{json}"),
         Format::Text => print!("{}", text(&suite)),
     }
+    if let (Some(file), Some(path)) = (json_out.as_mut(), &args.json_out) {
+        file.write_all(json.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
+}
+
+/// Creates the JSON report's file (and its directory).
+fn create_report_file(path: &std::path::Path) -> Result<std::fs::File> {
+    if let Some(directory) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("creating {}", directory.display()))?;
+    }
+    std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))
 }
 
 /// claimlint's throughput as a share of the baseline's, without errors.

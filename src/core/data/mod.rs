@@ -239,12 +239,11 @@ impl RuleSet {
     }
 
     /// The version naming the data that decided one outcome.
-    pub fn version_for(&self, code_set: &Icd10CodeSet) -> String {
+    pub fn version_for(&self, code_set: &Icd10CodeSet) -> &str {
         self.outcome_versions
             .iter()
             .find(|(year, _)| *year == code_set.fiscal_year())
-            .map(|(_, version)| version.clone())
-            .unwrap_or_default()
+            .map_or("", |(_, version)| version.as_str())
     }
 
     fn short_digest(&self) -> &str {
