@@ -8,25 +8,22 @@ use tonic::{Request, Status};
 
 use crate::config::Tokens;
 
+/// Installed only when tokens are configured (without them the router has no interceptor).
 #[derive(Clone, Debug)]
 pub struct BearerAuth {
-    tokens: Option<Arc<Tokens>>,
+    tokens: Arc<Tokens>,
 }
 
 impl BearerAuth {
-    /// `None`: no token configured, every call passes.
-    pub fn new(tokens: Option<Tokens>) -> BearerAuth {
+    pub fn new(tokens: Tokens) -> BearerAuth {
         BearerAuth {
-            tokens: tokens.map(Arc::new),
+            tokens: Arc::new(tokens),
         }
     }
 }
 
 impl Interceptor for BearerAuth {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(tokens) = &self.tokens else {
-            return Ok(request);
-        };
         let presented = request
             .metadata()
             .get("authorization")
@@ -34,7 +31,7 @@ impl Interceptor for BearerAuth {
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim);
         match presented {
-            Some(token) if tokens.accepts(token.as_bytes()) => Ok(request),
+            Some(token) if self.tokens.accepts(token.as_bytes()) => Ok(request),
             Some(_) => Err(Status::unauthenticated("the bearer token is not valid")),
             None => Err(Status::unauthenticated(
                 "authorization: Bearer <token> is required",

@@ -69,7 +69,6 @@ pub async fn router(
     // NOT_SERVING until ready (NATS connected and set up, when configured).
     health.set(app.is_ready()).await;
 
-    let auth = BearerAuth::new(tokens);
     let validator = ClaimValidatorServer::new(ClaimValidatorService::new(
         app,
         config.request_timeout,
@@ -93,15 +92,26 @@ pub async fn router(
         }
         builder = builder.tls_config(tls_config).map_err(GrpcError::Tls)?;
     }
-    let router = builder
-        .layer(limits::ResourceExhaustedLayer)
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            validator,
-            auth.clone(),
-        ))
-        .add_service(health_service)
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            reflection, auth,
-        ));
+    let mut router = builder.layer(limits::ResourceExhaustedLayer);
+    // Without tokens every call passes: the interceptor would only cost each call a request
+    // conversion (about 1.5 % of a call's CPU in the profile), so it is left out.
+    let router = match tokens {
+        Some(tokens) => {
+            let auth = BearerAuth::new(tokens);
+            router
+                .add_service(tonic::service::interceptor::InterceptedService::new(
+                    validator,
+                    auth.clone(),
+                ))
+                .add_service(health_service)
+                .add_service(tonic::service::interceptor::InterceptedService::new(
+                    reflection, auth,
+                ))
+        }
+        None => router
+            .add_service(validator)
+            .add_service(health_service)
+            .add_service(reflection),
+    };
     Ok((router, health))
 }

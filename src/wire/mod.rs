@@ -143,6 +143,17 @@ mod tests {
         .remove(0)
     }
 
+    /// The content hash is part of every outcome's `Nats-Msg-Id`: a change of form would let a
+    /// retry across an upgrade publish a second outcome, and tell consumers that stored it
+    /// that every resubmission changed.
+    #[test]
+    fn the_content_hash_keeps_its_form() {
+        assert_eq!(
+            content_hash(&seed()),
+            "b44c4d1f8e183c379893111a5d0bbd724adbf9f66869d637091d7329968988ba"
+        );
+    }
+
     /// The keys are stored: a change of form would lose every remembered service. The digests
     /// are SHA-256 of `patient ␟ date` and `patient ␟ date ␟ code` (␟ = U+001F).
     #[test]
