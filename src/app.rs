@@ -183,11 +183,7 @@ mod tests {
             .with(tracing_subscriber::EnvFilter::new(level))
             .with(created.clone());
         let app = App::new(crate::rules_source::load_rules(None).unwrap(), false);
-        let visit = wire::json::parse_encounters(include_str!(
-            "../examples/valid-medicare-seed-visit.json"
-        ))
-        .unwrap()
-        .remove(0);
+        let visit = crate::core::test_support::seed_visit_wire();
         tracing::subscriber::with_default(subscriber, || {
             app.check(&visit, "grpc").unwrap();
         });

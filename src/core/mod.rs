@@ -171,11 +171,7 @@ fn build_claim(encounter: &Encounter) -> Claim<'_> {
         // A validated encounter has a valid date of service; the fallback is never used.
         date_of_service: encounter.date_of_service.date().unwrap_or_default(),
         place_of_service: &encounter.place_of_service,
-        payer_id: encounter
-            .payer
-            .as_ref()
-            .map_or("", |payer| payer.payer_id.as_str()),
-        payer_kind: encounter.payer.as_ref().and_then(|payer| payer.kind),
+        payer: encounter.payer.as_ref(),
         rendering_provider_npi: encounter
             .rendering_provider
             .as_ref()

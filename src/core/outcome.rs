@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 
 use super::reason::Reason;
-use super::types::{PayerKind, UnitMethod};
+use super::types::{Payer, UnitMethod};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -41,8 +41,7 @@ pub struct Claim<'a> {
     pub patient_id: &'a str,
     pub date_of_service: NaiveDate,
     pub place_of_service: &'a str,
-    pub payer_id: &'a str,
-    pub payer_kind: Option<PayerKind>,
+    pub payer: Option<&'a Payer>,
     pub rendering_provider_npi: &'a str,
     pub billing_provider_npi: &'a str,
     pub diagnosis_codes: &'a [String],

@@ -19,11 +19,16 @@ pub fn as_of() -> NaiveDate {
     NaiveDate::from_ymd_opt(2025, 6, 20).expect("date")
 }
 
-/// The valid Medicare seed visit (97140 cervical + 97124 lumbar with 59, GP on both).
-pub fn seed_visit() -> Encounter {
+/// The valid Medicare seed visit (97140 cervical + 97124 lumbar with 59, GP on both), as sent.
+pub fn seed_visit_wire() -> crate::proto::v1::Encounter {
     let text = include_str!("../../examples/valid-medicare-seed-visit.json");
-    let wire = crate::wire::json::parse_encounters(text).expect("example parses");
-    Encounter::try_from(&wire[0]).expect("example converts")
+    let mut wire = crate::wire::json::parse_encounters(text).expect("example parses");
+    wire.remove(0)
+}
+
+/// The seed visit as the rules see it.
+pub fn seed_visit() -> Encounter {
+    Encounter::try_from(&seed_visit_wire()).expect("example converts")
 }
 
 /// The shipped rule data with one file replaced (or added).

@@ -134,14 +134,7 @@ pub fn check_encounter_with_prior(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn seed() -> pb::Encounter {
-        json::parse_encounters(include_str!(
-            "../../examples/valid-medicare-seed-visit.json"
-        ))
-        .unwrap()
-        .remove(0)
-    }
+    use crate::core::test_support::seed_visit_wire as seed;
 
     /// The content hash is part of every outcome's `Nats-Msg-Id`: a change of form would let a
     /// retry across an upgrade publish a second outcome, and tell consumers that stored it

@@ -69,9 +69,12 @@ fn claim(claim: core::Claim<'_>) -> pb::Claim {
         patient_id: claim.patient_id.to_owned(),
         date_of_service: claim.date_of_service.to_string(),
         place_of_service: claim.place_of_service.to_owned(),
+        // The claim always names its payer, empty when the encounter sent none.
         payer: Some(pb::Payer {
-            payer_id: claim.payer_id.to_owned(),
-            kind: match claim.payer_kind {
+            payer_id: claim
+                .payer
+                .map_or_else(String::new, |payer| payer.payer_id.clone()),
+            kind: match claim.payer.and_then(|payer| payer.kind) {
                 Some(PayerKind::Medicare) => pb::PayerKind::Medicare,
                 Some(PayerKind::Medicaid) => pb::PayerKind::Medicaid,
                 Some(PayerKind::Commercial) => pb::PayerKind::Commercial,

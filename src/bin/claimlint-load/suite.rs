@@ -146,10 +146,10 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         load_bin: std::env::current_exe()?,
     };
     // A report path that cannot be written fails now, not after the runs.
-    let mut json_out = args
+    let mut report_file = args
         .json_out
         .as_deref()
-        .map(create_report_file)
+        .map(|path| create_report_file(path).map(|file| (path, file)))
         .transpose()?;
     let started_at = chrono::Utc::now().to_rfc3339();
     let progress = |what: &str| eprintln!("claimlint-load suite: {what}");
@@ -261,7 +261,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         Format::Json => println!("{json}"),
         Format::Text => print!("{}", text(&suite)),
     }
-    if let (Some(file), Some(path)) = (json_out.as_mut(), &args.json_out) {
+    if let Some((path, file)) = report_file.as_mut() {
         file.write_all(json.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
