@@ -33,8 +33,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register_descriptors(&descriptor_bytes)?
         .ignore_unknown_fields()
         .build(&[".claimlint.v1"])?;
+    use_fast_number_deserialize(&out_dir.join("claimlint.v1.serde.rs"))?;
 
     embed_rules(Path::new(RULES_DIR), &out_dir.join("embedded_rules.rs"))?;
+    Ok(())
+}
+
+/// pbjson reads every number field through `pbjson::private::NumberDeserialize`, an untagged
+/// serde enum that tries "string" first and builds (and drops) a formatted error for every
+/// plain JSON number: a third of decoding the seed visit (callgrind). The generated code is
+/// pointed at `crate::proto::NumberDeserialize`, which accepts the same inputs
+/// (`proto::tests` compares the two) without buffering. Fails the build if pbjson's generated
+/// code no longer names the helper, so an upgrade cannot silently drop the substitution.
+fn use_fast_number_deserialize(serde_file: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    const PBJSON_HELPER: &str = "::pbjson::private::NumberDeserialize";
+    const OWN_HELPER: &str = "crate::proto::NumberDeserialize";
+    let code = fs::read_to_string(serde_file)?;
+    if !code.contains(PBJSON_HELPER) {
+        return Err(format!("{} no longer uses {PBJSON_HELPER}", serde_file.display()).into());
+    }
+    fs::write(serde_file, code.replace(PBJSON_HELPER, OWN_HELPER))?;
     Ok(())
 }
 

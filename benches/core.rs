@@ -15,7 +15,7 @@ use claimlint::core;
 use claimlint::core::data::normalize_icd10;
 use claimlint::proto::v1 as pb;
 use claimlint::rules_source::load_rules;
-use claimlint::wire::{check_encounter, json};
+use claimlint::wire::{check_encounter, content_hash, json};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn seed_json() -> &'static str {
@@ -96,15 +96,22 @@ fn validate_visits(c: &mut Criterion) {
 
 fn wire_round_trip(c: &mut Criterion) {
     let rules = load_rules(None).unwrap();
-    let large_json = serde_json::to_vec(&visit_with_lines(12)).unwrap();
+    // Compact JSON is what arrives on NATS (the load generator and EMRs write it so); the
+    // example file is pretty-printed (2.9 kB, a third of it indentation).
+    let seed_compact = serde_json::to_vec(&seed_visit()).unwrap();
+    let large_compact = serde_json::to_vec(&visit_with_lines(12)).unwrap();
     for (name, bytes) in [
         (
             "wire/decode_json+validate+encode_json (seed visit)",
+            seed_compact.as_slice(),
+        ),
+        (
+            "wire/decode_json+validate+encode_json (seed visit, pretty-printed as in examples/)",
             seed_json().as_bytes(),
         ),
         (
             "wire/decode_json+validate+encode_json (large visit)",
-            large_json.as_slice(),
+            large_compact.as_slice(),
         ),
     ] {
         c.bench_function(name, |b| {
@@ -117,14 +124,14 @@ fn wire_round_trip(c: &mut Criterion) {
     }
 }
 
-/// The round trip's parts, for the seed visit: where its time goes.
+/// The round trip's parts, for the seed visit (compact JSON): where its time goes.
 fn wire_parts(c: &mut Criterion) {
     let rules = load_rules(None).unwrap();
-    let bytes = seed_json().as_bytes();
-    let wire = json::decode_encounter(bytes).unwrap();
+    let bytes = serde_json::to_vec(&seed_visit()).unwrap();
+    let wire = json::decode_encounter(&bytes).unwrap();
     let outcome = check_encounter(&wire, &rules, as_of(), Utc::now()).unwrap();
     c.bench_function("wire/decode_json (seed visit)", |b| {
-        b.iter(|| black_box(json::decode_encounter(black_box(bytes)).unwrap()))
+        b.iter(|| black_box(json::decode_encounter(black_box(&bytes)).unwrap()))
     });
     c.bench_function(
         "wire/check_encounter (seed visit: to core, validate, hash, to wire)",
@@ -134,6 +141,13 @@ fn wire_parts(c: &mut Criterion) {
             })
         },
     );
+    c.bench_function(
+        "wire/content_hash (seed visit: protobuf encoding, SHA-256)",
+        |b| b.iter(|| black_box(content_hash(black_box(&wire)))),
+    );
+    c.bench_function("wire/to_core (seed visit)", |b| {
+        b.iter(|| black_box(core::types::Encounter::try_from(black_box(&wire)).unwrap()))
+    });
     c.bench_function("wire/encode_json (seed visit's outcome)", |b| {
         b.iter(|| black_box(serde_json::to_vec(black_box(&outcome)).unwrap()))
     });

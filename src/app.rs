@@ -159,35 +159,79 @@ mod tests {
 
     use super::*;
 
-    /// Records the name of every span its subscriber creates.
+    /// Records the name of every span its subscriber creates and the level of every event.
     #[derive(Clone, Default)]
-    struct CreatedSpans(Arc<Mutex<Vec<&'static str>>>);
+    struct Recorded {
+        spans: Arc<Mutex<Vec<&'static str>>>,
+        event_levels: Arc<Mutex<Vec<tracing::Level>>>,
+    }
 
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CreatedSpans {
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Recorded {
         fn on_new_span(
             &self,
             attributes: &tracing::span::Attributes<'_>,
             _: &tracing::span::Id,
             _: tracing_subscriber::layer::Context<'_, S>,
         ) {
-            if let Ok(mut names) = self.0.lock() {
+            if let Ok(mut names) = self.spans.lock() {
                 names.push(attributes.metadata().name());
+            }
+        }
+
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if let Ok(mut levels) = self.event_levels.lock() {
+                levels.push(*event.metadata().level());
             }
         }
     }
 
-    /// The spans one validation of the seed visit creates at a log level, without an exporter.
-    fn spans_of_one_check(level: &str) -> Vec<&'static str> {
-        let created = CreatedSpans::default();
+    /// What checking `visits` records at a log level, without an exporter.
+    fn record_checks(level: &str, visits: &[pb::Encounter]) -> Recorded {
+        let recorded = Recorded::default();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_subscriber::EnvFilter::new(level))
-            .with(created.clone());
+            .with(recorded.clone());
         let app = App::new(crate::rules_source::load_rules(None).unwrap(), false);
-        let visit = crate::core::test_support::seed_visit_wire();
         tracing::subscriber::with_default(subscriber, || {
-            app.check(&visit, "grpc").unwrap();
+            for visit in visits {
+                let _ = app.check(visit, "grpc");
+            }
         });
-        created.0.lock().unwrap().clone()
+        recorded
+    }
+
+    /// The spans one validation of the seed visit creates at a log level, without an exporter.
+    fn spans_of_one_check(level: &str) -> Vec<&'static str> {
+        let recorded = record_checks(level, &[crate::core::test_support::seed_visit_wire()]);
+        recorded.spans.lock().unwrap().clone()
+    }
+
+    /// The premise of the debug-level validate span: a validation logs nothing at info or
+    /// above (such a line would lose its span context without a trace exporter). A clean
+    /// visit, a rejected one and one that cannot be validated at all.
+    #[test]
+    fn validation_logs_nothing_at_info() {
+        let clean = crate::core::test_support::seed_visit_wire();
+        let mut rejected = clean.clone();
+        rejected.service_lines[1].units = 9;
+        rejected.diagnosis_codes.push("NOT-A-CODE".into());
+        let mut no_id = clean.clone();
+        no_id.encounter_id.clear();
+        let recorded = record_checks("info", &[clean.clone(), rejected, no_id]);
+        assert_eq!(
+            *recorded.event_levels.lock().unwrap(),
+            Vec::<tracing::Level>::new()
+        );
+        // The recorder does see events that are logged (the debug summary line).
+        let recorded = record_checks("debug", &[clean]);
+        assert_eq!(
+            *recorded.event_levels.lock().unwrap(),
+            [tracing::Level::DEBUG]
+        );
     }
 
     /// The validate span costs a few per cent of a gRPC call when the log layer formats it;

@@ -1,6 +1,12 @@
 //! Generated code of `proto/claimlint/v1/claimlint.proto`: prost messages, the tonic service,
 //! and the canonical proto3 JSON mapping (pbjson).
 
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+
+use serde::de::{self, Deserialize, Deserializer, IntoDeserializer, Visitor};
+
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/claimlint.v1.rs"));
@@ -10,3 +16,135 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of the contract, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/claimlint_descriptor.bin"));
+
+/// A proto3 JSON number field: a JSON number, or a string holding one (int64 is written as a
+/// string). Stands in for `pbjson::private::NumberDeserialize` in the generated code (see
+/// `build.rs`): the same inputs are accepted, but a JSON number goes straight to `T`'s own
+/// conversion instead of first failing, with a formatted error, as a string.
+pub(crate) struct NumberDeserialize<T>(pub(crate) T);
+
+impl<'de, T> Deserialize<'de> for NumberDeserialize<T>
+where
+    T: FromStr + Deserialize<'de>,
+    <T as FromStr>::Err: std::error::Error,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NumberVisitor(PhantomData))
+    }
+}
+
+struct NumberVisitor<T>(PhantomData<T>);
+
+impl<'de, T> Visitor<'de> for NumberVisitor<T>
+where
+    T: FromStr + Deserialize<'de>,
+    <T as FromStr>::Err: std::error::Error,
+{
+    type Value = NumberDeserialize<T>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a number, or a string holding a number")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        text.parse().map(NumberDeserialize).map_err(E::custom)
+    }
+
+    // serde's own conversions (range checks, integer → float) decide, as they do for pbjson.
+    fn visit_u64<E: de::Error>(self, number: u64) -> Result<Self::Value, E> {
+        T::deserialize(IntoDeserializer::<E>::into_deserializer(number)).map(NumberDeserialize)
+    }
+
+    fn visit_i64<E: de::Error>(self, number: i64) -> Result<Self::Value, E> {
+        T::deserialize(IntoDeserializer::<E>::into_deserializer(number)).map(NumberDeserialize)
+    }
+
+    fn visit_f64<E: de::Error>(self, number: f64) -> Result<Self::Value, E> {
+        T::deserialize(IntoDeserializer::<E>::into_deserializer(number)).map(NumberDeserialize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NumberDeserialize;
+
+    /// Ours and pbjson's read one JSON value into `T` alike: the same value, or both an error.
+    fn same_as_pbjson<T>(json: &str) -> Result<T, String>
+    where
+        T: std::str::FromStr + for<'de> serde::Deserialize<'de> + PartialEq + std::fmt::Debug,
+        <T as std::str::FromStr>::Err: std::error::Error,
+    {
+        let ours = serde_json::from_str::<NumberDeserialize<T>>(json).map(|n| n.0);
+        let pbjson =
+            serde_json::from_str::<pbjson::private::NumberDeserialize<T>>(json).map(|n| n.0);
+        match (ours, pbjson) {
+            (Ok(ours), Ok(theirs)) => {
+                assert_eq!(ours, theirs, "{json}");
+                Ok(ours)
+            }
+            (Err(ours), Err(_)) => Err(ours.to_string()),
+            (ours, theirs) => panic!("{json}: ours {ours:?}, pbjson {theirs:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_numbers_as_pbjson_does() {
+        // One row per input; `Some` is the value both accept, `None` both reject.
+        let u32_rows: &[(&str, Option<u32>)] = &[
+            ("0", Some(0)),
+            ("15", Some(15)),
+            ("\"15\"", Some(15)),
+            ("4294967295", Some(u32::MAX)),
+            ("4294967296", None),
+            ("\"4294967296\"", None),
+            ("-1", None),
+            ("\"-1\"", None),
+            ("1.0", None),
+            ("1e2", None),
+            ("\"\"", None),
+            ("\" 1\"", None),
+            ("\"a lot\"", None),
+            ("true", None),
+            ("null", None),
+            ("[1]", None),
+            ("{\"a\":1}", None),
+        ];
+        for (json, expected) in u32_rows {
+            assert_eq!(same_as_pbjson::<u32>(json).ok(), *expected, "u32 {json}");
+        }
+        let i64_rows: &[(&str, Option<i64>)] = &[
+            ("4500", Some(4500)),
+            ("\"4500\"", Some(4500)),
+            ("-7", Some(-7)),
+            ("\"-7\"", Some(-7)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("\"9223372036854775808\"", None),
+            ("9223372036854775808", None),
+            ("45.5", None),
+        ];
+        for (json, expected) in i64_rows {
+            assert_eq!(same_as_pbjson::<i64>(json).ok(), *expected, "i64 {json}");
+        }
+        let f64_rows: &[(&str, Option<f64>)] = &[
+            ("70", Some(70.0)),
+            ("-3", Some(-3.0)),
+            ("12.5", Some(12.5)),
+            ("\"12.5\"", Some(12.5)),
+            ("1e3", Some(1000.0)),
+            ("\"Infinity\"", Some(f64::INFINITY)),
+            ("\"twelve\"", None),
+            ("false", None),
+        ];
+        for (json, expected) in f64_rows {
+            assert_eq!(same_as_pbjson::<f64>(json).ok(), *expected, "f64 {json}");
+        }
+    }
+
+    #[test]
+    fn says_what_is_wrong_with_a_number() {
+        let error = same_as_pbjson::<u32>("-1").unwrap_err();
+        assert!(error.contains("-1") && error.contains("u32"), "{error}");
+        let error = same_as_pbjson::<u32>("\"a lot\"").unwrap_err();
+        assert!(error.contains("invalid digit"), "{error}");
+    }
+}

@@ -245,10 +245,62 @@ async fn bearer_tokens_guard_every_rpc_but_health() {
         .insert("authorization", "Bearer other-token-2".parse().unwrap());
     assert!(client.validate(right).await.is_ok());
 
+    // Reflection describes the service, so it sits behind the tokens too.
+    assert_eq!(
+        list_services_by_reflection(server.grpc_addr, None)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let services = list_services_by_reflection(server.grpc_addr, Some("Bearer s3cret-token-1"))
+        .await
+        .unwrap();
+    assert!(
+        services.iter().any(|n| n == "claimlint.v1.ClaimValidator"),
+        "{services:?}"
+    );
+
     assert_eq!(
         health_of(server.grpc_addr, "").await.unwrap(),
         ServingStatus::Serving as i32
     );
+}
+
+/// The service names reflection lists, sent with `authorization` when given.
+async fn list_services_by_reflection(
+    addr: std::net::SocketAddr,
+    authorization: Option<&str>,
+) -> Result<Vec<String>, tonic::Status> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(tokio_stream::iter(vec![ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    }]));
+    if let Some(value) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().unwrap());
+    }
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(request)
+        .await?
+        .into_inner();
+    match responses.message().await?.and_then(|r| r.message_response) {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
