@@ -48,11 +48,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn use_fast_number_deserialize(serde_file: &Path) -> Result<(), Box<dyn std::error::Error>> {
     const PBJSON_HELPER: &str = "::pbjson::private::NumberDeserialize";
     const OWN_HELPER: &str = "crate::proto::NumberDeserialize";
-    let code = fs::read_to_string(serde_file)?;
+    let code = fs::read_to_string(serde_file)
+        .map_err(|error| format!("reading {}: {error}", serde_file.display()))?;
     if !code.contains(PBJSON_HELPER) {
         return Err(format!("{} no longer uses {PBJSON_HELPER}", serde_file.display()).into());
     }
-    fs::write(serde_file, code.replace(PBJSON_HELPER, OWN_HELPER))?;
+    let code = code.replace(PBJSON_HELPER, OWN_HELPER);
+    // Any other spelling of the helper would stay slow without a word.
+    if code.contains("pbjson::private::NumberDeserialize") {
+        return Err(format!("{} names the helper another way", serde_file.display()).into());
+    }
+    fs::write(serde_file, code)?;
     Ok(())
 }
 

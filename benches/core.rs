@@ -102,7 +102,7 @@ fn wire_round_trip(c: &mut Criterion) {
     let large_compact = serde_json::to_vec(&visit_with_lines(12)).unwrap();
     for (name, bytes) in [
         (
-            "wire/decode_json+validate+encode_json (seed visit)",
+            "wire/decode_json+validate+encode_json (seed visit, compact)",
             seed_compact.as_slice(),
         ),
         (
@@ -130,7 +130,7 @@ fn wire_parts(c: &mut Criterion) {
     let bytes = serde_json::to_vec(&seed_visit()).unwrap();
     let wire = json::decode_encounter(&bytes).unwrap();
     let outcome = check_encounter(&wire, &rules, as_of(), Utc::now()).unwrap();
-    c.bench_function("wire/decode_json (seed visit)", |b| {
+    c.bench_function("wire/decode_json (seed visit, compact)", |b| {
         b.iter(|| black_box(json::decode_encounter(black_box(&bytes)).unwrap()))
     });
     c.bench_function(

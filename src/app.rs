@@ -198,6 +198,7 @@ mod tests {
         let app = App::new(crate::rules_source::load_rules(None).unwrap(), false);
         tracing::subscriber::with_default(subscriber, || {
             for visit in visits {
+                // Refusals are cases here too; `validation_logs_nothing_at_info` checks them.
                 let _ = app.check(visit, "grpc");
             }
         });
@@ -215,12 +216,18 @@ mod tests {
     /// visit, a rejected one and one that cannot be validated at all.
     #[test]
     fn validation_logs_nothing_at_info() {
-        let clean = crate::core::test_support::seed_visit_wire();
+        let clean = crate::core::test_support::recent_seed_visit_wire();
         let mut rejected = clean.clone();
         rejected.service_lines[1].units = 9;
         rejected.diagnosis_codes.push("NOT-A-CODE".into());
         let mut no_id = clean.clone();
         no_id.encounter_id.clear();
+        // Each case is what it is meant to be (checked outside the recorder).
+        let app = App::new(crate::rules_source::load_rules(None).unwrap(), false);
+        let status = |visit: &pb::Encounter| app.check(visit, "grpc").map(|o| o.status);
+        assert_eq!(status(&clean), Ok(pb::Status::Validated as i32));
+        assert_eq!(status(&rejected), Ok(pb::Status::Rejected as i32));
+        assert!(status(&no_id).is_err());
         let recorded = record_checks("info", &[clean.clone(), rejected, no_id]);
         assert_eq!(
             *recorded.event_levels.lock().unwrap(),

@@ -21,6 +21,8 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// string). Stands in for `pbjson::private::NumberDeserialize` in the generated code (see
 /// `build.rs`): the same inputs are accepted, but a JSON number goes straight to `T`'s own
 /// conversion instead of first failing, with a formatted error, as a string.
+// The derives of pbjson's helper: pbjson-build uses it as the key of a map of int keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct NumberDeserialize<T>(pub(crate) T);
 
 impl<'de, T> Deserialize<'de> for NumberDeserialize<T>
@@ -68,10 +70,11 @@ where
 mod tests {
     use super::NumberDeserialize;
 
-    /// Ours and pbjson's read one JSON value into `T` alike: the same value, or both an error.
+    /// Ours and pbjson's read one JSON value into `T` alike: the same value (compared as
+    /// `Debug` text, so -0.0 and 0.0 differ), or both an error.
     fn same_as_pbjson<T>(json: &str) -> Result<T, String>
     where
-        T: std::str::FromStr + for<'de> serde::Deserialize<'de> + PartialEq + std::fmt::Debug,
+        T: std::str::FromStr + for<'de> serde::Deserialize<'de> + std::fmt::Debug,
         <T as std::str::FromStr>::Err: std::error::Error,
     {
         let ours = serde_json::from_str::<NumberDeserialize<T>>(json).map(|n| n.0);
@@ -79,7 +82,7 @@ mod tests {
             serde_json::from_str::<pbjson::private::NumberDeserialize<T>>(json).map(|n| n.0);
         match (ours, pbjson) {
             (Ok(ours), Ok(theirs)) => {
-                assert_eq!(ours, theirs, "{json}");
+                assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{json}");
                 Ok(ours)
             }
             (Err(ours), Err(_)) => Err(ours.to_string()),
@@ -96,7 +99,10 @@ mod tests {
             ("\"15\"", Some(15)),
             ("4294967295", Some(u32::MAX)),
             ("4294967296", None),
+            ("18446744073709551616", None),
             ("\"4294967296\"", None),
+            ("\"\\u0031\"", Some(1)),
+            ("-0", None),
             ("-1", None),
             ("\"-1\"", None),
             ("1.0", None),
@@ -121,6 +127,11 @@ mod tests {
             ("\"9223372036854775808\"", None),
             ("9223372036854775808", None),
             ("45.5", None),
+            ("-0", None),
+            ("\"\"", None),
+            ("null", None),
+            ("[1]", None),
+            ("{\"a\":1}", None),
         ];
         for (json, expected) in i64_rows {
             assert_eq!(same_as_pbjson::<i64>(json).ok(), *expected, "i64 {json}");
@@ -132,11 +143,18 @@ mod tests {
             ("\"12.5\"", Some(12.5)),
             ("1e3", Some(1000.0)),
             ("\"Infinity\"", Some(f64::INFINITY)),
+            ("-0", Some(-0.0)),
+            ("18446744073709551616", Some(18446744073709551616.0)),
             ("\"twelve\"", None),
+            ("\"\"", None),
             ("false", None),
+            ("null", None),
+            ("[1]", None),
+            ("{\"a\":1}", None),
         ];
         for (json, expected) in f64_rows {
-            assert_eq!(same_as_pbjson::<f64>(json).ok(), *expected, "f64 {json}");
+            let read = same_as_pbjson::<f64>(json).ok().map(f64::to_bits);
+            assert_eq!(read, expected.map(f64::to_bits), "f64 {json}");
         }
     }
 

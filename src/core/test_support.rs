@@ -26,6 +26,25 @@ pub fn seed_visit_wire() -> crate::proto::v1::Encounter {
     wire.remove(0)
 }
 
+/// The seed visit dated yesterday with its plan of care around that date, so that it validates
+/// on today's date (what `App::check` uses).
+pub fn recent_seed_visit_wire() -> crate::proto::v1::Encounter {
+    let today = chrono::Utc::now().date_naive();
+    let day = |offset: i64| (today + chrono::Duration::days(offset)).to_string();
+    let mut wire = seed_visit_wire();
+    wire.date_of_service = day(-1);
+    if let Some(plan) = wire
+        .documentation
+        .as_mut()
+        .and_then(|d| d.plan_of_care.as_mut())
+    {
+        plan.start_date = day(-10);
+        plan.end_date = day(30);
+        plan.certified_date = day(-9);
+    }
+    wire
+}
+
 /// The seed visit as the rules see it.
 pub fn seed_visit() -> Encounter {
     Encounter::try_from(&seed_visit_wire()).expect("example converts")

@@ -56,23 +56,14 @@ pub fn decode_encounter(bytes: &[u8]) -> Result<pb::Encounter, JsonInputError> {
         return Err(JsonInputError::Empty);
     }
     // One UTF-8 check of the whole body: `from_slice` checks every string on its own, which
-    // costs more than the check itself for the many short strings of an encounter.
-    let text = std::str::from_utf8(bytes).map_err(|error| invalid_utf8(bytes, &error))?;
-    serde_json::from_str(text).map_err(|error| JsonInputError::from_serde(&error))
-}
-
-/// The position of the first byte that is not UTF-8, as line and column like serde_json's.
-fn invalid_utf8(bytes: &[u8], error: &std::str::Utf8Error) -> JsonInputError {
-    let valid = &bytes[..error.valid_up_to()];
-    let line_start = valid
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |at| at + 1);
-    JsonInputError::Syntax {
-        line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
-        column: valid.len() - line_start + 1,
-        message: "invalid UTF-8".to_owned(),
-    }
+    // costs more than the check itself for the many short strings of an encounter. A body
+    // that is not UTF-8 goes to `from_slice` as before: it skips unknown fields unchecked,
+    // and its errors name the first problem in document order.
+    let decoded = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    };
+    decoded.map_err(|error| JsonInputError::from_serde(&error))
 }
 
 #[cfg(test)]
@@ -105,22 +96,36 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_placed_by_line_and_column() {
+    fn bodies_that_are_not_utf8_are_read_as_serde_json_reads_them() {
+        // In a field the contract knows: refused where the byte is.
         let body = b"{\"encounterId\":\"a\",\n \"patientId\":\"\xff\"}";
         assert_eq!(
             decode_encounter(body),
             Err(JsonInputError::Syntax {
                 line: 2,
                 column: 15,
-                message: "invalid UTF-8".to_owned()
+                message: "invalid unicode code point".to_owned()
             })
         );
-        assert_eq!(
-            decode_encounter(b"{\"encounterId\":\"a\"}")
-                .unwrap()
-                .encounter_id,
-            "a"
-        );
+        // In an unknown field: ignored, like the rest of the field.
+        let body = b"{\"encounterId\":\"a\",\"note\":\"\xff\"}";
+        assert_eq!(decode_encounter(body).unwrap().encounter_id, "a");
+    }
+
+    /// The generated code reads numbers through `proto::NumberDeserialize` (build.rs), whose
+    /// errors name the value and the type; pbjson's said "did not match any variant".
+    #[test]
+    fn number_fields_go_through_claimlints_reader() {
+        let body = br#"{"encounterId":"a","serviceLines":[{"units":-1}]}"#;
+        match decode_encounter(body) {
+            Err(JsonInputError::Syntax { message, .. }) => {
+                assert_eq!(message, "invalid value: integer `-1`, expected u32")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let body = br#"{"encounterId":"a","serviceLines":[{"units":"2","chargeCents":4500}]}"#;
+        let line = &decode_encounter(body).unwrap().service_lines[0];
+        assert_eq!((line.units, line.charge_cents), (2, 4500));
     }
 
     #[test]
