@@ -71,8 +71,14 @@ async fn assert_exactly_once(js: &jetstream::Context, expected: impl Iterator<It
 
 async fn consumer_drained(js: &jetstream::Context) {
     wait_until(Duration::from_secs(30), || async {
-        let stream = js.get_stream("ENCOUNTERS").await.unwrap();
-        let info = stream.consumer_info("claimlint").await.unwrap();
+        // A JetStream API request can time out while a cluster elects new leaders after losing
+        // a node: ask again until the deadline.
+        let Ok(stream) = js.get_stream("ENCOUNTERS").await else {
+            return false;
+        };
+        let Ok(info) = stream.consumer_info("claimlint").await else {
+            return false;
+        };
         info.num_pending == 0 && info.num_ack_pending == 0
     })
     .await;
