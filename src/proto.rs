@@ -115,9 +115,7 @@ mod tests {
             ("[1]", None),
             ("{\"a\":1}", None),
         ];
-        for (json, expected) in u32_rows {
-            assert_eq!(same_as_pbjson::<u32>(json).ok(), *expected, "u32 {json}");
-        }
+        check_rows(u32_rows);
         let i64_rows: &[(&str, Option<i64>)] = &[
             ("4500", Some(4500)),
             ("\"4500\"", Some(4500)),
@@ -133,9 +131,7 @@ mod tests {
             ("[1]", None),
             ("{\"a\":1}", None),
         ];
-        for (json, expected) in i64_rows {
-            assert_eq!(same_as_pbjson::<i64>(json).ok(), *expected, "i64 {json}");
-        }
+        check_rows(i64_rows);
         let f64_rows: &[(&str, Option<f64>)] = &[
             ("70", Some(70.0)),
             ("-3", Some(-3.0)),
@@ -152,9 +148,24 @@ mod tests {
             ("[1]", None),
             ("{\"a\":1}", None),
         ];
-        for (json, expected) in f64_rows {
-            let read = same_as_pbjson::<f64>(json).ok().map(f64::to_bits);
-            assert_eq!(read, expected.map(f64::to_bits), "f64 {json}");
+        check_rows(f64_rows);
+    }
+
+    /// Each row's input read as `T` by both helpers gives the row's value (compared as `Debug`
+    /// text, so -0.0 and 0.0 differ) or is refused by both.
+    fn check_rows<T>(rows: &[(&str, Option<T>)])
+    where
+        T: std::str::FromStr + for<'de> serde::Deserialize<'de> + std::fmt::Debug,
+        <T as std::str::FromStr>::Err: std::error::Error,
+    {
+        for (json, expected) in rows {
+            let read = same_as_pbjson::<T>(json).ok();
+            assert_eq!(
+                format!("{read:?}"),
+                format!("{expected:?}"),
+                "{} {json}",
+                std::any::type_name::<T>()
+            );
         }
     }
 
