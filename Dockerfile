@@ -20,10 +20,12 @@ RUN mkdir -p src benches rules \
  && echo 'fn main() {}' > benches/tables.rs
 RUN cargo build --release --locked --bin claimlint
 
-# 2. claimlint: the sources and the rule data (embedded by build.rs). `touch` because COPY keeps
+# 2. claimlint: the sources, the rule data (embedded by build.rs) and the seed visit example
+# (`wire::sample` builds it in for tests and the load generator). `touch` because COPY keeps
 # the context's timestamps, older than the dependency layer's stub build.
 COPY src ./src
 COPY rules ./rules
+COPY examples/valid-medicare-seed-visit.json ./examples/
 RUN touch build.rs src/main.rs src/lib.rs
 RUN cargo build --release --locked --bin claimlint
 

@@ -15,15 +15,11 @@ use claimlint::core;
 use claimlint::core::data::normalize_icd10;
 use claimlint::proto::v1 as pb;
 use claimlint::rules_source::load_rules;
-use claimlint::wire::{check_encounter, content_hash, json};
+use claimlint::wire::{check_encounter, content_hash, json, sample};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-fn seed_json() -> &'static str {
-    include_str!("../examples/valid-medicare-seed-visit.json")
-}
-
 fn seed_visit() -> pb::Encounter {
-    json::parse_encounters(seed_json()).unwrap().remove(0)
+    sample::seed_visit().unwrap()
 }
 
 /// The date the examples are written for (their date of service is 2025-06-16).
@@ -107,7 +103,7 @@ fn wire_round_trip(c: &mut Criterion) {
         ),
         (
             "wire/decode_json+validate+encode_json (seed visit, pretty-printed as in examples/)",
-            seed_json().as_bytes(),
+            sample::SEED_VISIT_JSON.as_bytes(),
         ),
         (
             "wire/decode_json+validate+encode_json (large visit)",

@@ -12,6 +12,10 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_types::StatusExt;
 
 async fn client(addr: std::net::SocketAddr) -> ClaimValidatorClient<Channel> {
@@ -267,25 +271,27 @@ async fn bearer_tokens_guard_every_rpc_but_health() {
     );
 }
 
-/// The service names reflection lists, sent with `authorization` when given.
-async fn list_services_by_reflection(
+/// One reflection exchange: the answers to `asks`, in order, sent with `authorization` when
+/// given.
+async fn reflect(
     addr: std::net::SocketAddr,
     authorization: Option<&str>,
-) -> Result<Vec<String>, tonic::Status> {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-
+    asks: Vec<MessageRequest>,
+) -> Result<Vec<MessageResponse>, tonic::Status> {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut request = tonic::Request::new(tokio_stream::iter(vec![ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    }]));
+    let count = asks.len();
+    let requests: Vec<ServerReflectionRequest> = asks
+        .into_iter()
+        .map(|message| ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(message),
+        })
+        .collect();
+    let mut request = tonic::Request::new(tokio_stream::iter(requests));
     if let Some(value) = authorization {
         request
             .metadata_mut()
@@ -295,9 +301,26 @@ async fn list_services_by_reflection(
         .server_reflection_info(request)
         .await?
         .into_inner();
-    match responses.message().await?.and_then(|r| r.message_response) {
-        Some(MessageResponse::ListServicesResponse(list)) => {
-            Ok(list.service.into_iter().map(|s| s.name).collect())
+    let mut answers = Vec::with_capacity(count);
+    while answers.len() < count {
+        let response = responses
+            .message()
+            .await?
+            .expect("an answer to every request");
+        answers.push(response.message_response.expect("a message in the answer"));
+    }
+    Ok(answers)
+}
+
+/// The service names reflection lists, sent with `authorization` when given.
+async fn list_services_by_reflection(
+    addr: std::net::SocketAddr,
+    authorization: Option<&str>,
+) -> Result<Vec<String>, tonic::Status> {
+    let asks = vec![MessageRequest::ListServices(String::new())];
+    match reflect(addr, authorization, asks).await?.as_slice() {
+        [MessageResponse::ListServicesResponse(list)] => {
+            Ok(list.service.iter().map(|s| s.name.clone()).collect())
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -305,44 +328,22 @@ async fn list_services_by_reflection(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_service_and_serves_its_descriptors() {
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-
     let server = spawn_server(&[]).await;
-    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
-        .unwrap()
-        .connect()
+    let names = list_services_by_reflection(server.grpc_addr, None)
         .await
         .unwrap();
-    let mut reflection = ServerReflectionClient::new(channel);
-    let ask = |message| ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(message),
-    };
-    let requests = tokio_stream::iter(vec![
-        ask(MessageRequest::ListServices(String::new())),
-        ask(MessageRequest::FileContainingSymbol(
-            "claimlint.v1.ClaimValidator".into(),
-        )),
-    ]);
-    let mut responses = reflection
-        .server_reflection_info(requests)
+    for expected in ["claimlint.v1.ClaimValidator", "grpc.health.v1.Health"] {
+        assert!(names.iter().any(|n| n == expected), "{names:?}");
+    }
+    let asks = vec![MessageRequest::FileContainingSymbol(
+        "claimlint.v1.ClaimValidator".into(),
+    )];
+    match reflect(server.grpc_addr, None, asks)
         .await
         .unwrap()
-        .into_inner();
-    match responses.message().await.unwrap().unwrap().message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => {
-            let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-            for expected in ["claimlint.v1.ClaimValidator", "grpc.health.v1.Health"] {
-                assert!(names.iter().any(|n| n == expected), "{names:?}");
-            }
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-    match responses.message().await.unwrap().unwrap().message_response {
-        Some(MessageResponse::FileDescriptorResponse(files)) => {
+        .as_slice()
+    {
+        [MessageResponse::FileDescriptorResponse(files)] => {
             use prost::Message;
             let names: Vec<String> = files
                 .file_descriptor_proto

@@ -21,28 +21,14 @@ pub fn as_of() -> NaiveDate {
 
 /// The valid Medicare seed visit (97140 cervical + 97124 lumbar with 59, GP on both), as sent.
 pub fn seed_visit_wire() -> crate::proto::v1::Encounter {
-    let text = include_str!("../../examples/valid-medicare-seed-visit.json");
-    let mut wire = crate::wire::json::parse_encounters(text).expect("example parses");
-    wire.remove(0)
+    crate::wire::sample::seed_visit().expect("example parses")
 }
 
-/// The seed visit dated yesterday with its plan of care around that date, so that it validates
-/// on today's date (what `App::check` uses).
+/// The seed visit moved to yesterday, so that it validates on today's date (what `App::check`
+/// uses).
 pub fn recent_seed_visit_wire() -> crate::proto::v1::Encounter {
-    let today = chrono::Utc::now().date_naive();
-    let day = |offset: i64| (today + chrono::Duration::days(offset)).to_string();
-    let mut wire = seed_visit_wire();
-    wire.date_of_service = day(-1);
-    if let Some(plan) = wire
-        .documentation
-        .as_mut()
-        .and_then(|d| d.plan_of_care.as_mut())
-    {
-        plan.start_date = day(-10);
-        plan.end_date = day(30);
-        plan.certified_date = day(-9);
-    }
-    wire
+    let yesterday = chrono::Utc::now().date_naive() - chrono::TimeDelta::days(1);
+    crate::wire::sample::seed_visit_on(yesterday).expect("example parses")
 }
 
 /// The seed visit as the rules see it.

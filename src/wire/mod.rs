@@ -8,6 +8,7 @@ mod encounter;
 pub use encounter::check_identity;
 pub mod json;
 mod outcome;
+pub mod sample;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use prost::Message;

@@ -115,23 +115,10 @@ pub async fn spawn_server(extra: &[&str]) -> Running {
     start(serve_config(extra)).await.expect("server starts")
 }
 
-/// The seed visit dated yesterday (UTC), with its plan of care around that date, so it
-/// validates as of today.
+/// The seed visit moved to yesterday (UTC), so it validates as of today.
 pub fn recent_seed_visit() -> pb::Encounter {
-    let today = chrono::Utc::now().date_naive();
-    let day = |offset: i64| (today + chrono::Duration::days(offset)).to_string();
-    let text = std::fs::read_to_string(repo_root().join("examples/valid-medicare-seed-visit.json"))
-        .unwrap();
-    let mut encounter = claimlint::wire::json::parse_encounters(&text)
-        .unwrap()
-        .remove(0);
-    encounter.date_of_service = day(-1);
-    let documentation = encounter.documentation.as_mut().unwrap();
-    let plan = documentation.plan_of_care.as_mut().unwrap();
-    plan.start_date = day(-10);
-    plan.end_date = day(30);
-    plan.certified_date = day(-9);
-    encounter
+    let yesterday = chrono::Utc::now().date_naive() - chrono::TimeDelta::days(1);
+    claimlint::wire::sample::seed_visit_on(yesterday).unwrap()
 }
 
 /// A plain HTTP/1.1 GET on loopback: (status code, body).

@@ -1,0 +1,163 @@
+//! The seed visit of `examples/` (97140 cervical + 97124 lumbar with 59, GP on both, full
+//! documentation) as a sample encounter, on its own date or moved to another. Tests, benches
+//! and the load generator share it: the example is dated 2025-06-16, so validated today it
+//! fails timely filing and its plan of care has expired.
+
+use chrono::{NaiveDate, TimeDelta};
+
+use super::json::{JsonInputError, parse_encounters};
+use crate::proto::v1 as pb;
+
+/// `examples/valid-medicare-seed-visit.json`, built in.
+pub const SEED_VISIT_JSON: &str = include_str!("../../examples/valid-medicare-seed-visit.json");
+
+/// Why the built-in example could not be read (only if the file in `examples/` is broken).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SampleError {
+    #[error("examples/valid-medicare-seed-visit.json: {0}")]
+    Json(#[from] JsonInputError),
+    #[error("examples/valid-medicare-seed-visit.json holds no encounter with a date of service")]
+    NoDateOfService,
+}
+
+/// The seed visit as written.
+pub fn seed_visit() -> Result<pb::Encounter, SampleError> {
+    parse_encounters(SEED_VISIT_JSON)?
+        .into_iter()
+        .next()
+        .ok_or(SampleError::NoDateOfService)
+}
+
+/// The seed visit with every date moved by the same number of days, so that its date of
+/// service is `date_of_service`: the plan of care, its certification, the measures and the
+/// goals keep their distance from the visit, and it validates as the example does a few days
+/// after its date.
+pub fn seed_visit_on(date_of_service: NaiveDate) -> Result<pb::Encounter, SampleError> {
+    let mut visit = seed_visit()?;
+    let written = parse_date(&visit.date_of_service).ok_or(SampleError::NoDateOfService)?;
+    let shift = date_of_service - written;
+    let mut dates: Vec<&mut String> = vec![&mut visit.date_of_service];
+    if let Some(documentation) = visit.documentation.as_mut() {
+        if let Some(plan) = documentation.plan_of_care.as_mut() {
+            dates.extend([
+                &mut plan.start_date,
+                &mut plan.end_date,
+                &mut plan.certified_date,
+            ]);
+        }
+        dates.extend(documentation.goals.iter_mut().map(|g| &mut g.target_date));
+        dates.extend(
+            documentation
+                .objective_measures
+                .iter_mut()
+                .map(|m| &mut m.measured_on),
+        );
+    }
+    for date in dates {
+        move_date(date, shift);
+    }
+    Ok(visit)
+}
+
+fn parse_date(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// Moves a `YYYY-MM-DD` date; leaves anything else (an empty field) as it is.
+fn move_date(text: &mut String, shift: TimeDelta) {
+    if let Some(moved) = parse_date(text).and_then(|date| date.checked_add_signed(shift)) {
+        *text = moved.to_string();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::test_support::rules;
+    use crate::wire::check_encounter;
+
+    fn date(text: &str) -> NaiveDate {
+        parse_date(text).unwrap()
+    }
+
+    /// Every date of the example moves by the same number of days, and nothing else changes.
+    #[test]
+    fn every_date_moves_with_the_date_of_service() {
+        let written = seed_visit().unwrap();
+        assert_eq!(seed_visit_on(date("2025-06-16")).unwrap(), written);
+        let moved = seed_visit_on(date("2026-11-28")).unwrap();
+        let shift = date("2026-11-28") - date("2025-06-16");
+        let mut restored = moved.clone();
+        let mut pairs = vec![(
+            &mut restored.date_of_service,
+            written.date_of_service.as_str(),
+        )];
+        let (was, is) = (
+            written.documentation.as_ref().unwrap(),
+            restored.documentation.as_mut().unwrap(),
+        );
+        let (plan_was, plan_is) = (
+            was.plan_of_care.as_ref().unwrap(),
+            is.plan_of_care.as_mut().unwrap(),
+        );
+        pairs.extend([
+            (&mut plan_is.start_date, plan_was.start_date.as_str()),
+            (&mut plan_is.end_date, plan_was.end_date.as_str()),
+            (
+                &mut plan_is.certified_date,
+                plan_was.certified_date.as_str(),
+            ),
+        ]);
+        for (goal, goal_was) in is.goals.iter_mut().zip(&was.goals) {
+            pairs.push((&mut goal.target_date, goal_was.target_date.as_str()));
+        }
+        for (measure, measure_was) in is
+            .objective_measures
+            .iter_mut()
+            .zip(&was.objective_measures)
+        {
+            pairs.push((&mut measure.measured_on, measure_was.measured_on.as_str()));
+        }
+        assert_eq!(
+            pairs.len(),
+            1 + 3 + was.goals.len() + was.objective_measures.len()
+        );
+        for (moved_date, written_date) in pairs {
+            assert_eq!(
+                date(moved_date) - date(written_date),
+                shift,
+                "{written_date} → {moved_date}"
+            );
+            *moved_date = written_date.to_owned();
+        }
+        assert_eq!(restored, written);
+    }
+
+    /// Moved, the seed visit is a clean claim a day after its date of service, as the example
+    /// is on its examples' validation date. Past FY2025 (the ICD-10-CM code set shipped) the
+    /// only reason is the warning that no code set covers the date.
+    #[test]
+    fn the_moved_visit_validates_clean() {
+        const NO_CODE_SET: &str = "DIAGNOSIS_CODE_SET_UNAVAILABLE";
+        let cases: [(Option<&str>, &str, &[&str]); 4] = [
+            (None, "2025-06-20", &[]),
+            (Some("2025-09-01"), "2025-09-02", &[]),
+            (Some("2026-11-28"), "2026-11-29", &[NO_CODE_SET]),
+            (Some("2026-11-29"), "2026-11-29", &[NO_CODE_SET]),
+        ];
+        for (moved_to, as_of, expected) in cases {
+            let visit = match moved_to {
+                None => seed_visit().unwrap(),
+                Some(day) => seed_visit_on(date(day)).unwrap(),
+            };
+            let outcome =
+                check_encounter(&visit, rules(), date(as_of), chrono::Utc::now()).unwrap();
+            let codes: Vec<&str> = outcome.reasons.iter().map(|r| r.code.as_str()).collect();
+            assert_eq!(
+                (outcome.status, codes.as_slice()),
+                (pb::Status::Validated as i32, expected),
+                "{moved_to:?} as of {as_of}"
+            );
+        }
+    }
+}
