@@ -488,15 +488,31 @@ pub async fn wait_for_outcomes(js: &jetstream::Context, expected: u64, limit: Du
 
 /// Every message of a stream: (subject, headers, payload).
 pub async fn read_stream(js: &jetstream::Context, name: &str) -> Vec<async_nats::Message> {
-    let stream = js.get_stream(name).await.unwrap();
-    let total = stream.cached_info().state.messages as usize;
-    let reader = stream
-        .create_consumer(consumer::pull::Config {
-            ack_policy: consumer::AckPolicy::None,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    // Looking the stream up and creating the reader are JetStream API requests, which can time
+    // out while a cluster elects new leaders after losing a node: ask again for up to 30 s.
+    let started = Instant::now();
+    let (total, reader) = loop {
+        let attempt = async {
+            let stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
+            let total = stream.cached_info().state.messages as usize;
+            let reader = stream
+                .create_consumer(consumer::pull::Config {
+                    ack_policy: consumer::AckPolicy::None,
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((total, reader))
+        };
+        match attempt.await {
+            Ok(ready) => break ready,
+            Err(error) if started.elapsed() < Duration::from_secs(30) => {
+                eprintln!("reading stream {name}: {error}; asking again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => panic!("reading stream {name}: {error}"),
+        }
+    };
     let mut out = Vec::with_capacity(total);
     let mut messages = reader.messages().await.unwrap();
     while out.len() < total {
