@@ -27,8 +27,7 @@ pub fn seed_visit_wire() -> crate::proto::v1::Encounter {
 /// The seed visit moved to yesterday, so that it validates on today's date (what `App::check`
 /// uses).
 pub fn recent_seed_visit_wire() -> crate::proto::v1::Encounter {
-    let yesterday = chrono::Utc::now().date_naive() - chrono::TimeDelta::days(1);
-    crate::wire::sample::seed_visit_on(yesterday).expect("example parses")
+    crate::wire::sample::seed_visit_yesterday().expect("example parses")
 }
 
 /// The seed visit as the rules see it.

@@ -6,6 +6,7 @@
 use chrono::{NaiveDate, TimeDelta};
 
 use super::json::{JsonInputError, parse_encounters};
+use crate::core::types::DateField;
 use crate::proto::v1 as pb;
 
 /// `examples/valid-medicare-seed-visit.json`, built in.
@@ -16,7 +17,9 @@ pub const SEED_VISIT_JSON: &str = include_str!("../../examples/valid-medicare-se
 pub enum SampleError {
     #[error("examples/valid-medicare-seed-visit.json: {0}")]
     Json(#[from] JsonInputError),
-    #[error("examples/valid-medicare-seed-visit.json holds no encounter with a date of service")]
+    #[error("examples/valid-medicare-seed-visit.json holds no encounter")]
+    NoEncounter,
+    #[error("examples/valid-medicare-seed-visit.json has no valid date of service")]
     NoDateOfService,
 }
 
@@ -25,7 +28,7 @@ pub fn seed_visit() -> Result<pb::Encounter, SampleError> {
     parse_encounters(SEED_VISIT_JSON)?
         .into_iter()
         .next()
-        .ok_or(SampleError::NoDateOfService)
+        .ok_or(SampleError::NoEncounter)
 }
 
 /// The seed visit with every date moved by the same number of days, so that its date of
@@ -34,7 +37,9 @@ pub fn seed_visit() -> Result<pb::Encounter, SampleError> {
 /// after its date.
 pub fn seed_visit_on(date_of_service: NaiveDate) -> Result<pb::Encounter, SampleError> {
     let mut visit = seed_visit()?;
-    let written = parse_date(&visit.date_of_service).ok_or(SampleError::NoDateOfService)?;
+    let written = DateField::parse(&visit.date_of_service)
+        .date()
+        .ok_or(SampleError::NoDateOfService)?;
     let shift = date_of_service - written;
     let mut dates: Vec<&mut String> = vec![&mut visit.date_of_service];
     if let Some(documentation) = visit.documentation.as_mut() {
@@ -59,13 +64,19 @@ pub fn seed_visit_on(date_of_service: NaiveDate) -> Result<pb::Encounter, Sample
     Ok(visit)
 }
 
-fn parse_date(text: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+/// The seed visit moved to yesterday (UTC), so that it validates today, the date the service
+/// validates as of.
+pub fn seed_visit_yesterday() -> Result<pb::Encounter, SampleError> {
+    seed_visit_on(chrono::Utc::now().date_naive() - TimeDelta::days(1))
 }
 
-/// Moves a `YYYY-MM-DD` date; leaves anything else (an empty field) as it is.
+/// Moves a date as the core reads it (`YYYY-MM-DD`); leaves anything else (an empty field) as
+/// it is.
 fn move_date(text: &mut String, shift: TimeDelta) {
-    if let Some(moved) = parse_date(text).and_then(|date| date.checked_add_signed(shift)) {
+    let moved = DateField::parse(text)
+        .date()
+        .and_then(|date| date.checked_add_signed(shift));
+    if let Some(moved) = moved {
         *text = moved.to_string();
     }
 }
@@ -77,7 +88,7 @@ mod tests {
     use crate::wire::check_encounter;
 
     fn date(text: &str) -> NaiveDate {
-        parse_date(text).unwrap()
+        DateField::parse(text).date().unwrap()
     }
 
     /// Every date of the example moves by the same number of days, and nothing else changes.

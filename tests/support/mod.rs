@@ -117,8 +117,7 @@ pub async fn spawn_server(extra: &[&str]) -> Running {
 
 /// The seed visit moved to yesterday (UTC), so it validates as of today.
 pub fn recent_seed_visit() -> pb::Encounter {
-    let yesterday = chrono::Utc::now().date_naive() - chrono::TimeDelta::days(1);
-    claimlint::wire::sample::seed_visit_on(yesterday).unwrap()
+    claimlint::wire::sample::seed_visit_yesterday().unwrap()
 }
 
 /// A plain HTTP/1.1 GET on loopback: (status code, body).

@@ -5,8 +5,7 @@ use anyhow::Result;
 use claimlint::proto::v1 as pb;
 
 pub fn typical_visit() -> Result<pb::Encounter> {
-    let yesterday = chrono::Utc::now().date_naive() - chrono::TimeDelta::days(1);
-    Ok(claimlint::wire::sample::seed_visit_on(yesterday)?)
+    Ok(claimlint::wire::sample::seed_visit_yesterday()?)
 }
 
 /// The typical visit as encounter `index` of a run: its own id and patient, so the duplicate
