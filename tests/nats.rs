@@ -443,16 +443,11 @@ async fn a_three_node_cluster_loses_a_node_mid_stream() {
     wait_for_outcomes(&js, TEN_THOUSAND as u64, Duration::from_secs(300)).await;
     assert_exactly_once(&js, 0..TEN_THOUSAND).await;
     consumer_drained(&js).await;
-    // The outcomes stream kept its three replicas (the lookup is asked again if it times out,
-    // as in `consumer_drained`).
-    wait_until(Duration::from_secs(30), || async {
-        let Ok(claims) = js.get_stream("CLAIMS").await else {
-            return false;
-        };
-        assert_eq!(claims.cached_info().config.num_replicas, 3);
-        true
+    let claims = until_ok("looking up CLAIMS", Duration::from_secs(30), || {
+        js.get_stream("CLAIMS")
     })
     .await;
+    assert_eq!(claims.cached_info().config.num_replicas, 3);
 }
 
 /// Thirty kinds of payload that are not an encounter: each is dead-lettered with its original

@@ -444,6 +444,27 @@ pub async fn publish(js: &jetstream::Context, encounters: impl IntoIterator<Item
     publish_raw(js, messages).await;
 }
 
+/// The first success of `request` within `limit`, asking again every 500 ms: for JetStream API
+/// requests, which can time out while a cluster elects new leaders after losing a node.
+pub async fn until_ok<T, E, F, Fut>(what: &str, limit: Duration, mut request: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let started = Instant::now();
+    loop {
+        match request().await {
+            Ok(value) => return value,
+            Err(error) if started.elapsed() < limit => {
+                eprintln!("{what}: {error}; asking again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => panic!("{what}: {error}"),
+        }
+    }
+}
+
 pub async fn wait_until<F, Fut>(limit: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -487,31 +508,20 @@ pub async fn wait_for_outcomes(js: &jetstream::Context, expected: u64, limit: Du
 
 /// Every message of a stream: (subject, headers, payload).
 pub async fn read_stream(js: &jetstream::Context, name: &str) -> Vec<async_nats::Message> {
-    // Looking the stream up and creating the reader are JetStream API requests, which can time
-    // out while a cluster elects new leaders after losing a node: ask again for up to 30 s.
-    let started = Instant::now();
-    let (total, reader) = loop {
-        let attempt = async {
-            let stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
-            let total = stream.cached_info().state.messages as usize;
-            let reader = stream
-                .create_consumer(consumer::pull::Config {
-                    ack_policy: consumer::AckPolicy::None,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>((total, reader))
-        };
-        match attempt.await {
-            Ok(ready) => break ready,
-            Err(error) if started.elapsed() < Duration::from_secs(30) => {
-                eprintln!("reading stream {name}: {error}; asking again");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(error) => panic!("reading stream {name}: {error}"),
-        }
-    };
+    let what = format!("reading stream {name}");
+    let (total, reader) = until_ok(&what, Duration::from_secs(30), || async {
+        let stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
+        let total = stream.cached_info().state.messages as usize;
+        let reader = stream
+            .create_consumer(consumer::pull::Config {
+                ack_policy: consumer::AckPolicy::None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((total, reader))
+    })
+    .await;
     let mut out = Vec::with_capacity(total);
     let mut messages = reader.messages().await.unwrap();
     while out.len() < total {
