@@ -176,6 +176,30 @@ async fn republished_encounters_dedupe_and_changed_content_does_not() {
         .into_inner();
     assert!(!response.published);
     assert_eq!(stream_count(&js, "CLAIMS").await, 4);
+
+    // An encounter_id with a line break cannot go into the outcome's Nats-Msg-Id header: the
+    // call is refused, and the connection and the service keep working.
+    let mut broken = encounter(9);
+    broken.encounter_id = "e-9\nX-Injected: 1".into();
+    let status = client
+        .validate(pb::ValidateRequest {
+            encounter: Some(broken),
+            dry_run: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("control character"), "{status:?}");
+    let response = client
+        .validate(pb::ValidateRequest {
+            encounter: Some(encounter(10)),
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.published);
+    assert_eq!(stream_count(&js, "CLAIMS").await, 5);
 }
 
 /// The seed visit of patient `p-day` with only the lines of `codes`, as encounter `id`.
@@ -489,6 +513,10 @@ async fn bad_payloads_go_to_the_dead_letter_stream() {
         ),
         ("empty object", b"{}".to_vec()),
         ("missing encounter_id", without("encounterId")),
+        (
+            "line break in encounter_id",
+            with("/encounterId", "e-1\nX-Injected: 1".into()),
+        ),
         ("blank encounter_id", with("/encounterId", " ".into())),
         ("encounter_id a number", with("/encounterId", 17.into())),
         (
@@ -565,7 +593,7 @@ async fn bad_payloads_go_to_the_dead_letter_stream() {
             .encode_to_vec(),
         ),
     ];
-    assert_eq!(json.len() + protobuf.len(), 30);
+    assert_eq!(json.len() + protobuf.len(), 31);
     let mut messages = Vec::new();
     for (kind, payload) in &json {
         let mut headers = async_nats::HeaderMap::new();
@@ -579,11 +607,19 @@ async fn bad_payloads_go_to_the_dead_letter_stream() {
         headers.insert("X-Test-Kind", *kind);
         messages.push((headers, payload.clone()));
     }
+    // A bad message with the producer's own JetStream headers: sent again as they are, they
+    // would make JetStream refuse the dead letter (its stream is not ENCOUNTERS).
+    let mut steering = async_nats::HeaderMap::new();
+    steering.insert("Content-Type", "application/json");
+    steering.insert("X-Test-Kind", "with the producer's JetStream headers");
+    steering.insert("Nats-Expected-Stream", "ENCOUNTERS");
+    steering.insert("Nats-Msg-Id", "producer-7");
+    messages.push((steering, b"not an encounter".to_vec()));
     // One good encounter after them: the service keeps working.
     publish_raw(&js, messages.clone()).await;
     publish(&js, vec![encounter(3)]).await;
     wait_until(Duration::from_secs(60), || async {
-        stream_count(&js, "ENCOUNTERS_DEAD").await == 30
+        stream_count(&js, "ENCOUNTERS_DEAD").await == 32
     })
     .await;
     wait_for_outcomes(&js, 1, Duration::from_secs(30)).await;
@@ -625,12 +661,26 @@ async fn bad_payloads_go_to_the_dead_letter_stream() {
                 .as_str(),
             headers.get("Content-Type").unwrap().as_str()
         );
+        // The producer's JetStream headers are kept under another name.
+        for name in ["Nats-Expected-Stream", "Nats-Msg-Id"] {
+            let kept = letter
+                .headers
+                .as_ref()
+                .unwrap()
+                .get(format!("Claimlint-Original-{name}").as_str())
+                .map(|v| v.as_str().to_owned());
+            assert_eq!(
+                kept.as_deref(),
+                headers.get(name).map(|v| v.as_str()),
+                "{kind}: {name}"
+            );
+        }
     }
     let (status, body) = http_get(claimlint.http_addr, "/readyz").await;
     assert_eq!(status, 200, "{body}");
     let (_, metrics) = http_get(claimlint.http_addr, "/metrics").await;
     assert!(
-        metrics.contains("claimlint_dead_letters_total 30"),
+        metrics.contains("claimlint_dead_letters_total 32"),
         "{metrics}"
     );
     consumer_drained(&js).await;

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use chrono::{NaiveDate, Utc};
 use claimlint::core::data::RuleSet;
 use claimlint::proto::v1 as pb;
-use claimlint::wire::{check_encounter, json};
+use claimlint::wire::{check_encounter, check_identity, json};
 use proptest::prelude::*;
 use prost::Message;
 use serde_json::Value;
@@ -38,7 +38,9 @@ fn validate_if_decoded(encounter: Result<pb::Encounter, impl std::fmt::Debug>) {
                         .all(|r| !r.code.is_empty() && !r.message.is_empty())
                 );
             }
-            Err(error) => assert!(encounter.encounter_id.trim().is_empty(), "{error}"),
+            // Refused only for what the transports refuse before validating: no usable
+            // encounter_id, or an identifier longer than any real one.
+            Err(error) => assert_eq!(check_identity(&encounter), Err(error)),
         }
     }
 }

@@ -83,8 +83,13 @@ pub async fn run_consumer(
                     );
                 }
                 Some(Err(error)) => {
-                    tracing::warn!(%error, "pull stream error; pulling again");
-                    break;
+                    // A lasting error (the consumer deleted, no responders) would otherwise
+                    // make a new pull fail at once, in a loop.
+                    tracing::warn!(%error, "pull stream error; pulling again in 1 s");
+                    tokio::select! {
+                        _ = stop.changed() => break 'pulling,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => break,
+                    }
                 }
                 None => break,
             }
@@ -299,13 +304,38 @@ pub async fn run_exhausted(
     }
 }
 
+/// The prefix a dead letter puts before the producer's `Nats-*` headers.
+pub const ORIGINAL_HEADER_PREFIX: &str = "Claimlint-Original-";
+
+/// The original headers for a dead letter. JetStream acts on `Nats-*` headers when a message is
+/// published (`Nats-Expected-Stream`, `Nats-Expected-Last-Sequence`, `Nats-Rollup`,
+/// `Nats-TTL`, `Nats-Msg-Id`, …): the producer's, sent again to the dead-letter stream, would
+/// steer or refuse that publish (an expected stream of ENCOUNTERS is not ENCOUNTERS_DEAD), and
+/// the message could never be dead-lettered. They are kept under `Claimlint-Original-`.
+fn dead_letter_headers(original: &async_nats::HeaderMap) -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    for (name, values) in original.iter() {
+        let name: &str = name.as_ref();
+        let kept = if name.len() >= 5 && name[..5].eq_ignore_ascii_case("nats-") {
+            format!("{ORIGINAL_HEADER_PREFIX}{name}")
+        } else {
+            name.to_owned()
+        };
+        for value in values {
+            headers.append(kept.as_str(), value.clone());
+        }
+    }
+    headers
+}
+
 async fn publish_dead(
     pipeline: &Pipeline,
-    mut headers: async_nats::HeaderMap,
+    original_headers: async_nats::HeaderMap,
     payload: bytes::Bytes,
     stream_sequence: u64,
     reason: &str,
 ) -> Result<(), String> {
+    let mut headers = dead_letter_headers(&original_headers);
     // The dead letter dedupes on the input's position, so a redelivery does not repeat it.
     headers.insert("Nats-Msg-Id", format!("dead:{stream_sequence}").as_str());
     headers.insert(ERROR_HEADER, reason.replace(['\r', '\n'], " ").as_str());
@@ -315,4 +345,48 @@ async fn publish_dead(
         .await
         .map_err(|e| e.to_string())?;
     ack.await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a dead letter keeps of the producer's headers, and under which name.
+    #[test]
+    fn dead_letters_keep_jetstream_headers_under_another_name() {
+        let mut original = async_nats::HeaderMap::new();
+        original.insert("Content-Type", "application/json");
+        original.insert(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        );
+        original.insert("Nats-Msg-Id", "producer-1");
+        original.insert("Nats-Expected-Stream", "ENCOUNTERS");
+        original.insert("nats-rollup", "sub");
+        original.append("X-Tag", "a");
+        original.append("X-Tag", "b");
+        let headers = dead_letter_headers(&original);
+        let cases: [(&str, Option<&[&str]>); 9] = [
+            ("Content-Type", Some(&["application/json"])),
+            (
+                "traceparent",
+                Some(&["00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]),
+            ),
+            ("X-Tag", Some(&["a", "b"])),
+            ("Nats-Msg-Id", None),
+            ("Nats-Expected-Stream", None),
+            ("nats-rollup", None),
+            ("Claimlint-Original-Nats-Msg-Id", Some(&["producer-1"])),
+            (
+                "Claimlint-Original-Nats-Expected-Stream",
+                Some(&["ENCOUNTERS"]),
+            ),
+            ("Claimlint-Original-nats-rollup", Some(&["sub"])),
+        ];
+        for (name, expected) in cases {
+            let values: Vec<&str> = headers.get_all(name).map(|v| v.as_str()).collect();
+            assert_eq!(values, expected.unwrap_or_default(), "{name}");
+        }
+        assert_eq!(headers.len(), 6);
+    }
 }

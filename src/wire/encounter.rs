@@ -40,11 +40,18 @@ impl TryFrom<&pb::Encounter> for core::Encounter {
 /// The longest identifier or code accepted (real ones are far shorter).
 pub const MAX_IDENTIFIER_BYTES: usize = 256;
 
-/// Whether a wire encounter can be judged at all: an `encounter_id`, and no identifier longer
-/// than any real one. Cheap (no allocation): transports call it before doing I/O for an input.
+/// Whether a wire encounter can be judged at all: an `encounter_id` without control characters
+/// (it goes into a header), and no identifier longer than any real one. Cheap (no allocation):
+/// transports call it before doing I/O for an input.
 pub fn check_identity(wire: &pb::Encounter) -> Result<(), EncounterError> {
     if wire.encounter_id.trim().is_empty() {
         return Err(EncounterError::MissingEncounterId);
+    }
+    // Around it, a line break is whitespace and trimmed like the rest (a line read from a file).
+    if wire.encounter_id.trim().chars().any(char::is_control) {
+        return Err(EncounterError::ControlCharacter {
+            field: "encounter.encounter_id",
+        });
     }
     let too_long = |field: &'static str, value: &str| {
         if value.len() > MAX_IDENTIFIER_BYTES {
@@ -240,5 +247,42 @@ fn measure_kind(value: i32) -> Option<core::MeasureKind> {
         pb::MeasureKind::ManualMuscleTest05 => Some(M::ManualMuscleTest0To5),
         pb::MeasureKind::FunctionalScore => Some(M::FunctionalScore),
         pb::MeasureKind::Unspecified => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which encounter ids can be judged, and what the others are refused for.
+    #[test]
+    fn encounter_ids_that_cannot_be_judged() {
+        let too_long = "e".repeat(MAX_IDENTIFIER_BYTES + 1);
+        let at_limit = "e".repeat(MAX_IDENTIFIER_BYTES);
+        let control = |field| Err(EncounterError::ControlCharacter { field });
+        let cases: [(&str, Result<(), EncounterError>); 9] = [
+            ("e-1", Ok(())),
+            (" e-1\n", Ok(())),
+            ("", Err(EncounterError::MissingEncounterId)),
+            (" \t\r\n", Err(EncounterError::MissingEncounterId)),
+            ("e-1\nX-Injected: 1", control("encounter.encounter_id")),
+            ("e-1\r\nX", control("encounter.encounter_id")),
+            ("e\u{0}1", control("encounter.encounter_id")),
+            (
+                &too_long,
+                Err(EncounterError::FieldTooLong {
+                    field: "encounter.encounter_id",
+                    limit: MAX_IDENTIFIER_BYTES,
+                }),
+            ),
+            (&at_limit, Ok(())),
+        ];
+        for (encounter_id, expected) in cases {
+            let encounter = pb::Encounter {
+                encounter_id: encounter_id.to_owned(),
+                ..Default::default()
+            };
+            assert_eq!(check_identity(&encounter), expected, "{encounter_id:?}");
+        }
     }
 }

@@ -32,6 +32,10 @@ pub enum EncounterError {
     /// dedupe header).
     #[error("{field} is longer than {limit} bytes")]
     FieldTooLong { field: &'static str, limit: usize },
+    /// A line break or other control character in the encounter_id: no real identifier has
+    /// one, and it could not be sent in the outcome's `Nats-Msg-Id` header.
+    #[error("{field} contains a control character")]
+    ControlCharacter { field: &'static str },
 }
 
 impl EncounterError {
@@ -40,7 +44,8 @@ impl EncounterError {
         match self {
             EncounterError::MissingEncounter => "encounter",
             EncounterError::MissingEncounterId => "encounter.encounter_id",
-            EncounterError::FieldTooLong { field, .. } => field,
+            EncounterError::FieldTooLong { field, .. }
+            | EncounterError::ControlCharacter { field } => field,
         }
     }
 }
