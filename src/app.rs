@@ -28,6 +28,13 @@ impl std::fmt::Display for ReasonCodes<'_> {
     }
 }
 
+/// An outcome not yet counted in the metrics, and how long its validation took.
+#[derive(Debug)]
+pub struct Judged {
+    pub outcome: pb::Outcome,
+    elapsed: std::time::Duration,
+}
+
 #[derive(Debug)]
 pub struct App {
     rules: ArcSwap<RuleSet>,
@@ -93,6 +100,19 @@ impl App {
         source: &'static str,
         prior: &[crate::core::PriorService],
     ) -> Result<pb::Outcome, EncounterError> {
+        let judged = self.judge_with_prior(encounter, source, prior)?;
+        Ok(self.count(encounter, source, judged))
+    }
+
+    /// Validates without counting the validation in the metrics: a caller that may judge the
+    /// same encounter again (the duplicate-service store changed under it) counts only the
+    /// judgement it keeps, with [`App::count`].
+    pub fn judge_with_prior(
+        &self,
+        encounter: &pb::Encounter,
+        source: &'static str,
+        prior: &[crate::core::PriorService],
+    ) -> Result<Judged, EncounterError> {
         // One span per validation; its parent is the transport's span (and through it the
         // caller's trace). Identifiers other than encounter_id and all free text stay out.
         // No log line at info or above is written inside it, so without a trace exporter it is
@@ -123,8 +143,7 @@ impl App {
         let now = Utc::now();
         let outcome =
             wire::check_encounter_with_prior(encounter, &rules, now.date_naive(), now, prior)?;
-        self.metrics
-            .record(source, encounter, &outcome, started.elapsed());
+        let elapsed = started.elapsed();
         let status = metrics::status_label(&outcome);
         // Formatted only by a subscriber that wants the field: nothing is built per call.
         let codes = ReasonCodes(&outcome.reasons);
@@ -137,7 +156,19 @@ impl App {
             reasons = %codes,
             "validated encounter"
         );
-        Ok(outcome)
+        Ok(Judged { outcome, elapsed })
+    }
+
+    /// Counts a judgement in the metrics, once.
+    pub fn count(
+        &self,
+        encounter: &pb::Encounter,
+        source: &'static str,
+        judged: Judged,
+    ) -> pb::Outcome {
+        self.metrics
+            .record(source, encounter, &judged.outcome, judged.elapsed);
+        judged.outcome
     }
 
     pub fn begin_shutdown(&self) {

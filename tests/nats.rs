@@ -238,10 +238,24 @@ async fn services_bucket(js: &jetstream::Context) -> jetstream::kv::Store {
     .unwrap()
 }
 
-/// One patient-day entry: encounters racing on it each read, then write; the loser of the
-/// compare-and-set re-reads and merges, so no code is lost and the first claimer keeps each.
+/// What a claim found: the claim, or `None` for a conflict (judge again).
+async fn claim(
+    store: &claimlint::nats::ServiceStore,
+    encounter_id: &str,
+    lookup: claimlint::nats::Lookup,
+) -> Option<claimlint::nats::Claimed> {
+    match store.claim(encounter_id, lookup).await.unwrap() {
+        claimlint::nats::Claim::Claimed(claimed) => Some(claimed),
+        claimlint::nats::Claim::Conflict => None,
+    }
+}
+
+/// One patient-day entry: encounters racing on it each read, then claim. The loser of the
+/// compare-and-set re-reads: it merges when the winner claimed other codes, and its judgement
+/// is out of date (a conflict) when the winner claimed one of its codes. A claim given back
+/// takes back only what it added.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn patient_day_entries_merge_racing_writers() {
+async fn patient_day_claims_merge_other_codes_and_conflict_on_the_same_code() {
     use claimlint::nats::{Layout, ServiceStore};
     let _serial = SERIAL.lock().await;
     let nats = NatsServer::start();
@@ -258,18 +272,18 @@ async fn patient_day_entries_merge_racing_writers() {
         Some(claimlint::nats::PATIENT_DAY_LAYOUT)
     );
 
-    // Both read an absent entry; both create; the second finds it exists and updates.
+    // Both read an absent entry; both create; the second finds it exists and merges.
     let (a, b) = (day_visit("a", &["97140"]), day_visit("b", &["97124"]));
     let (lookup_a, lookup_b) = (one.lookup(&a).await.unwrap(), two.lookup(&b).await.unwrap());
     assert!(lookup_a.prior.is_empty() && lookup_b.prior.is_empty());
-    one.remember("a", lookup_a).await.unwrap();
-    two.remember("b", lookup_b).await.unwrap();
+    assert!(claim(&one, "a", lookup_a).await.unwrap().added_anything());
+    assert!(claim(&two, "b", lookup_b).await.unwrap().added_anything());
     let both = day_visit("c", &["97140", "97124"]);
     let lookup = one.lookup(&both).await.unwrap();
     assert_eq!(prior_of(&lookup), [(0, "a".into()), (1, "b".into())]);
 
-    // Both read revision r of an existing entry; the second update is refused (wrong last
-    // revision), re-reads and keeps the first writer's claim.
+    // Both read revision r of the entry, and both would claim 97110: the first keeps it, the
+    // second's judgement (no prior service on its line 0) is out of date.
     let mut c = day_visit("c", &["97140", "97124"]);
     c.service_lines[0].procedure_code = "97110".into();
     let mut d = c.clone();
@@ -277,8 +291,11 @@ async fn patient_day_entries_merge_racing_writers() {
     d.service_lines[1].procedure_code = "97530".into();
     let (lookup_c, lookup_d) = (one.lookup(&c).await.unwrap(), two.lookup(&d).await.unwrap());
     assert_eq!(prior_of(&lookup_c), [(1, "b".into())]);
-    one.remember("c", lookup_c).await.unwrap();
-    two.remember("d", lookup_d).await.unwrap();
+    assert!(prior_of(&lookup_d).is_empty());
+    assert!(claim(&one, "c", lookup_c).await.is_some());
+    assert!(claim(&two, "d", lookup_d).await.is_none(), "a conflict");
+    // Judged again, d finds c's claim on its line 0.
+    assert_eq!(prior_of(&two.lookup(&d).await.unwrap()), [(0, "c".into())]);
     let mut all = day_visit("e", &["97140", "97124"]);
     let mut extra = all.service_lines[0].clone();
     extra.procedure_code = "97110".into();
@@ -288,13 +305,25 @@ async fn patient_day_entries_merge_racing_writers() {
     let lookup = two.lookup(&all).await.unwrap();
     assert_eq!(
         prior_of(&lookup),
-        [
-            (0, "a".into()),
-            (1, "b".into()),
-            (2, "c".into()),
-            (3, "d".into())
-        ]
+        [(0, "a".into()), (1, "b".into()), (2, "c".into())],
+        "97530 was not claimed"
     );
+
+    // The same encounter claiming again (a redelivery) adds nothing. A claim given back
+    // removes only what it added: e's 97530, not a's 97140 that it also billed.
+    let again = claim(&one, "c", one.lookup(&c).await.unwrap())
+        .await
+        .unwrap();
+    assert!(!again.added_anything());
+    let e = claim(&one, "e", lookup).await.unwrap();
+    assert!(e.added_anything());
+    assert_eq!(prior_of(&one.lookup(&all).await.unwrap()).len(), 4);
+    one.release(e).await.unwrap();
+    assert_eq!(
+        prior_of(&one.lookup(&all).await.unwrap()),
+        [(0, "a".into()), (1, "b".into()), (2, "c".into())]
+    );
+
     // Another day of the same patient is another entry.
     let mut next_day = day_visit("f", &["97140"]);
     next_day.date_of_service = "2020-01-02".into();
@@ -309,6 +338,127 @@ async fn patient_day_entries_merge_racing_writers() {
         Some(claimlint::nats::PATIENT_DAY_LAYOUT)
     );
     assert_eq!(prior_of(&reopened.lookup(&both).await.unwrap()).len(), 2);
+}
+
+/// The outcomes in CLAIMS, by encounter.
+async fn outcomes_by_encounter(js: &jetstream::Context) -> HashMap<String, pb::Outcome> {
+    read_stream(js, "CLAIMS")
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice::<pb::Outcome>(&m.payload).unwrap())
+        .map(|o| (o.encounter_id.clone(), o))
+        .collect()
+}
+
+/// The DUPLICATE_SERVICE reasons' `actual` of an outcome, with its status.
+fn duplicate_of(outcome: &pb::Outcome) -> (bool, Vec<&str>) {
+    let validated = outcome.status == pb::Status::Validated as i32;
+    let others = outcome
+        .reasons
+        .iter()
+        .filter(|r| r.code == "DUPLICATE_SERVICE")
+        .map(|r| r.actual.as_str())
+        .collect();
+    (validated, others)
+}
+
+/// A burst with duplicates in it (an EMR sending a day's notes twice under two encounter ids):
+/// both copies are judged at the same moment by concurrent tasks, yet in each pair exactly one
+/// is validated and the other is a DUPLICATE_SERVICE of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_published_together_are_caught() {
+    const PAIRS: usize = 200;
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let _claimlint = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    let mut visits = Vec::with_capacity(2 * PAIRS);
+    for pair in 0..PAIRS {
+        for copy in ["a", "b"] {
+            let mut visit = recent_seed_visit();
+            visit.encounter_id = format!("pair-{pair}-{copy}");
+            visit.patient_id = format!("p-{pair}");
+            visits.push(visit);
+        }
+    }
+    publish(&js, visits).await;
+    wait_for_outcomes(&js, 2 * PAIRS as u64, Duration::from_secs(60)).await;
+    let outcomes = outcomes_by_encounter(&js).await;
+    assert_eq!(outcomes.len(), 2 * PAIRS);
+    for pair in 0..PAIRS {
+        let (a, b) = (format!("pair-{pair}-a"), format!("pair-{pair}-b"));
+        let judged = (duplicate_of(&outcomes[&a]), duplicate_of(&outcomes[&b]));
+        let a_first = (true, vec![]) == judged.0;
+        let (kept, duplicate, of) = if a_first {
+            (&judged.0, &judged.1, &a)
+        } else {
+            (&judged.1, &judged.0, &b)
+        };
+        let expected = format!("also in encounter {of}");
+        assert_eq!(
+            (kept, duplicate),
+            (
+                &(true, vec![]),
+                &(false, vec![expected.as_str(), expected.as_str()])
+            ),
+            "pair {pair}"
+        );
+    }
+    consumer_drained(&js).await;
+}
+
+/// An outcome that JetStream drops as a duplicate of an earlier one gives its claim back.
+/// Encounter x is first a DUPLICATE_SERVICE of o (rejected); o's entry is then removed from the
+/// store by hand, and x sent again with the same content is judged clean; its outcome has the
+/// Nats-Msg-Id of the rejected one, so CLAIMS keeps the rejection, and x must not hold the
+/// services: y, with the same codes, is clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outcome_dropped_as_a_duplicate_gives_its_claim_back() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let _claimlint = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    let visit = |id: &str| {
+        let mut visit = recent_seed_visit();
+        visit.encounter_id = id.into();
+        visit.patient_id = "p-dropped".into();
+        visit
+    };
+    publish(&js, vec![visit("o")]).await;
+    wait_for_outcomes(&js, 1, Duration::from_secs(30)).await;
+    publish(&js, vec![visit("x")]).await;
+    wait_for_outcomes(&js, 2, Duration::from_secs(30)).await;
+    let outcomes = outcomes_by_encounter(&js).await;
+    assert_eq!(duplicate_of(&outcomes["o"]), (true, vec![]));
+    assert_eq!(
+        duplicate_of(&outcomes["x"]),
+        (false, vec!["also in encounter o"; 2])
+    );
+
+    let day_key = claimlint::wire::billed_services(&visit("o"))
+        .unwrap()
+        .day_key;
+    let bucket = js.get_key_value("CLAIMLINT_SERVICES").await.unwrap();
+    bucket.purge(&day_key).await.unwrap();
+    publish(&js, vec![visit("x")]).await;
+    consumer_drained(&js).await;
+    assert_eq!(
+        stream_count(&js, "CLAIMS").await,
+        2,
+        "x's clean outcome was dropped"
+    );
+    assert_eq!(
+        bucket.get(&day_key).await.unwrap().map(|v| v.to_vec()),
+        Some(b"{}".to_vec()),
+        "x gave its claim back"
+    );
+
+    publish(&js, vec![visit("y")]).await;
+    wait_for_outcomes(&js, 3, Duration::from_secs(30)).await;
+    assert_eq!(
+        duplicate_of(&outcomes_by_encounter(&js).await["y"]),
+        (true, vec![])
+    );
 }
 
 /// A bucket an earlier version filled (per-service keys, no layout marker) keeps its layout:

@@ -19,8 +19,13 @@ use crate::wire::{self, EncounterError};
 
 pub use consumer::{run_consumer, run_exhausted};
 pub use services::{
-    LAYOUT_KEY, Layout, Lookup, PATIENT_DAY_LAYOUT, PER_SERVICE_LAYOUT, ServiceStore,
+    Claim, Claimed, LAYOUT_KEY, Layout, Lookup, PATIENT_DAY_LAYOUT, PER_SERVICE_LAYOUT,
+    ServiceStore,
 };
+
+/// Judgements of one encounter when the duplicate-service store keeps changing under it (other
+/// encounters of the same patient and day claiming services at the same moment).
+const MAX_JUDGEMENTS: usize = 16;
 pub use setup::{Setup, connect, ensure, server_addrs};
 
 pub const INPUT_SUBJECT: &str = "encounters.submitted";
@@ -44,7 +49,7 @@ pub enum NatsError {
     Encounter(#[from] EncounterError),
 }
 
-/// Judge, publish, remember: the path every published outcome takes (NATS input and gRPC
+/// Judge, claim, publish: the path every published outcome takes (NATS input and gRPC
 /// `Validate` without `dry_run`).
 pub struct Pipeline {
     app: Arc<App>,
@@ -69,8 +74,9 @@ impl Pipeline {
         }
     }
 
-    /// Validates (with the duplicate store), publishes the outcome and waits for JetStream's
-    /// acknowledgement; `dry_run` publishes nothing and records nothing.
+    /// Validates (with the duplicate store), claims a validated encounter's services, publishes
+    /// the outcome and waits for JetStream's acknowledgement; `dry_run` publishes nothing and
+    /// records nothing.
     pub async fn judge_and_publish(
         &self,
         encounter: &pb::Encounter,
@@ -80,27 +86,58 @@ impl Pipeline {
     ) -> Result<pb::Outcome, NatsError> {
         // Refuse what cannot be an encounter before touching the store.
         wire::check_identity(encounter)?;
-        let lookup = self.services.lookup(encounter).await?;
-        let outcome = self
-            .app
-            .check_with_prior(encounter, source, &lookup.prior)?;
+        let mut attempts = 0;
+        let (judged, claimed) = loop {
+            attempts += 1;
+            let lookup = self.services.lookup(encounter).await?;
+            let judged = self
+                .app
+                .judge_with_prior(encounter, source, &lookup.prior)?;
+            if dry_run || judged.outcome.status != pb::Status::Validated as i32 {
+                break (judged, None);
+            }
+            match self
+                .services
+                .claim(&judged.outcome.encounter_id, lookup)
+                .await?
+            {
+                Claim::Claimed(claimed) => break (judged, Some(claimed)),
+                // Another encounter of the patient-day claimed a service meanwhile: judged
+                // again, this one may be its duplicate now.
+                Claim::Conflict if attempts < MAX_JUDGEMENTS => {}
+                Claim::Conflict => {
+                    return Err(NatsError::Store(format!(
+                        "the patient-day's services changed under {MAX_JUDGEMENTS} judgements in a row"
+                    )));
+                }
+            }
+        };
         if dry_run {
-            return Ok(outcome);
+            return Ok(self.app.count(encounter, source, judged));
         }
-        self.publish_outcome(&outcome, trace_headers).await?;
-        if outcome.status == pb::Status::Validated as i32 {
-            self.services
-                .remember(&outcome.encounter_id, lookup)
-                .await?;
+        let published = self.publish_outcome(&judged.outcome, trace_headers).await;
+        if let Some(claimed) = claimed {
+            // A claim without a published outcome, or with an outcome JetStream dropped because
+            // an earlier one of the same content was published (it was not validated, or it
+            // would have claimed these services already), is given back.
+            let keep = matches!(published, Ok(ref ack) if !ack.duplicate);
+            if !keep
+                && claimed.added_anything()
+                && let Err(error) = self.services.release(claimed).await
+            {
+                tracing::warn!(%error, encounter_id = %judged.outcome.encounter_id, "giving back an unpublished claim failed; a redelivery of the encounter finds it its own");
+            }
         }
-        Ok(outcome)
+        published?;
+        // Counted once it is out: a publish that fails and is tried again counts once.
+        Ok(self.app.count(encounter, source, judged))
     }
 
     async fn publish_outcome(
         &self,
         outcome: &pb::Outcome,
         trace_headers: Option<&HeaderMap>,
-    ) -> Result<(), NatsError> {
+    ) -> Result<jetstream::publish::PublishAck, NatsError> {
         let validated = outcome.status == pb::Status::Validated as i32;
         let subject = if validated {
             VALIDATED_SUBJECT
@@ -124,8 +161,7 @@ impl Pipeline {
             .publish_with_headers(subject, headers, payload.into())
             .await
             .map_err(|e| NatsError::Publish(e.to_string()))?;
-        ack.await.map_err(|e| NatsError::Publish(e.to_string()))?;
-        Ok(())
+        ack.await.map_err(|e| NatsError::Publish(e.to_string()))
     }
 }
 

@@ -1,6 +1,13 @@
 //! The DUPLICATE_SERVICE store in a JetStream key-value bucket (contract: shared by every
 //! instance, survives restarts).
 //!
+//! An encounter's services are claimed **before** its validated outcome is published: a claim
+//! is a compare-and-set against the entry as read for the judgement, so of two encounters of
+//! one patient and day judged at once, the second to claim a code finds the entry changed and
+//! is judged again (a DUPLICATE_SERVICE now), instead of both publishing a clean claim. An
+//! outcome that then cannot be published, or that JetStream drops as a duplicate of an earlier
+//! outcome, gives its claim back ([`ServiceStore::release`]).
+//!
 //! Two layouts, chosen once per bucket:
 //! - **patient-day** (buckets created by this version, marked by the `layout` key): one entry
 //!   per patient and date of service, holding `{code: first encounter_id}`. A visit costs one
@@ -67,10 +74,50 @@ pub struct Lookup {
 enum Record {
     /// No patient, date or billed line: nothing to remember.
     Nothing,
-    /// The per-service keys to create.
+    /// The per-service keys that were absent when read: the ones to create.
     PerService(Vec<String>),
     /// The patient-day entry as read, so that the compare-and-set starts from it.
     PatientDay(DayEntry),
+}
+
+/// What [`ServiceStore::claim`] found.
+pub enum Claim {
+    /// The encounter's services are recorded for it (or already were, by an earlier delivery
+    /// of the same encounter).
+    Claimed(Claimed),
+    /// Another encounter claimed one of these services after the lookup: the judgement is out
+    /// of date. Look up and judge again.
+    Conflict,
+}
+
+/// What a claim wrote, so that [`ServiceStore::release`] can take back exactly that.
+#[derive(Debug)]
+pub struct Claimed {
+    encounter_id: String,
+    added: Added,
+}
+
+#[derive(Debug)]
+enum Added {
+    Nothing,
+    /// Per-service keys created.
+    PerService(Vec<String>),
+    /// Codes added to a patient-day entry.
+    PatientDay {
+        key: String,
+        codes: Vec<String>,
+    },
+}
+
+impl Claimed {
+    /// Whether the claim wrote anything (else the services were already this encounter's).
+    pub fn added_anything(&self) -> bool {
+        match &self.added {
+            Added::Nothing => false,
+            Added::PerService(keys) => !keys.is_empty(),
+            Added::PatientDay { codes, .. } => !codes.is_empty(),
+        }
+    }
 }
 
 /// One patient-day entry as read.
@@ -120,13 +167,13 @@ impl ServiceStore {
             Layout::PerService => {
                 let (mut prior, mut keys) = (Vec::new(), Vec::new());
                 for (line_index, key) in wire::service_keys(encounter) {
-                    if let Some(value) = self.kv.get(&key).await.map_err(store_error)? {
-                        prior.push(PriorService {
+                    match self.kv.get(&key).await.map_err(store_error)? {
+                        Some(value) => prior.push(PriorService {
                             line_index,
                             other_encounter_id: String::from_utf8_lossy(&value).into_owned(),
-                        });
+                        }),
+                        None => keys.push(key),
                     }
-                    keys.push(key);
                 }
                 Ok(Lookup {
                     prior,
@@ -165,59 +212,165 @@ impl ServiceStore {
         }
     }
 
-    /// Records a validated encounter's services; the first encounter to claim a code keeps it.
-    pub async fn remember(&self, encounter_id: &str, lookup: Lookup) -> Result<(), NatsError> {
+    /// Records a validated encounter's services before its outcome is published; the first
+    /// encounter to claim a code keeps it. [`Claim::Conflict`] when another encounter claimed
+    /// one of them since the lookup.
+    pub async fn claim(&self, encounter_id: &str, lookup: Lookup) -> Result<Claim, NatsError> {
+        let claimed = |added| {
+            Claim::Claimed(Claimed {
+                encounter_id: encounter_id.to_owned(),
+                added,
+            })
+        };
         match lookup.record {
-            Record::Nothing => Ok(()),
+            Record::Nothing => Ok(claimed(Added::Nothing)),
             Record::PerService(keys) => {
+                let mut created = Vec::with_capacity(keys.len());
                 for key in keys {
                     let value = Bytes::copy_from_slice(encounter_id.as_bytes());
                     match self.kv.create(&key, value).await {
-                        Ok(_) => {}
-                        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                        Ok(_) => created.push(key),
+                        Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                            let holder = self.kv.get(&key).await.map_err(store_error)?;
+                            if holder.as_deref() != Some(encounter_id.as_bytes()) {
+                                self.release(Claimed {
+                                    encounter_id: encounter_id.to_owned(),
+                                    added: Added::PerService(created),
+                                })
+                                .await?;
+                                return Ok(Claim::Conflict);
+                            }
+                        }
                         Err(error) => return Err(store_error(error)),
                     }
                 }
-                Ok(())
+                Ok(claimed(Added::PerService(created)))
             }
-            Record::PatientDay(day) => self.remember_day(day, encounter_id).await,
+            Record::PatientDay(day) => self.claim_day(day, encounter_id).await,
         }
     }
 
-    /// Compare-and-set on the patient-day entry: a writer that lost the race re-reads the
-    /// entry and merges again.
-    async fn remember_day(&self, mut day: DayEntry, encounter_id: &str) -> Result<(), NatsError> {
+    /// Compare-and-set on the patient-day entry. A writer that lost the race re-reads the
+    /// entry: if the winner claimed other codes, it merges and writes again; if the winner
+    /// claimed one of its codes, its judgement is out of date.
+    async fn claim_day(&self, mut day: DayEntry, encounter_id: &str) -> Result<Claim, NatsError> {
+        let mut codes = day.codes.clone();
+        codes.sort();
+        codes.dedup();
+        // Who held each of this encounter's codes when it was judged.
+        let judged_with: Vec<Option<String>> =
+            codes.iter().map(|c| day.services.get(c).cloned()).collect();
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let mut services = day.services.clone();
-            let mut added = false;
-            for code in &day.codes {
-                if !services.contains_key(code) {
-                    services.insert(code.clone(), encounter_id.to_owned());
-                    added = true;
-                }
+            let added: Vec<String> = codes
+                .iter()
+                .filter(|code| !day.services.contains_key(*code))
+                .cloned()
+                .collect();
+            if added.is_empty() {
+                return Ok(Claim::Claimed(Claimed {
+                    encounter_id: encounter_id.to_owned(),
+                    added: Added::Nothing,
+                }));
             }
-            if !added {
-                return Ok(());
+            let mut services = day.services.clone();
+            for code in &added {
+                services.insert(code.clone(), encounter_id.to_owned());
             }
             let value = Bytes::from(serde_json::to_vec(&services).map_err(store_error)?);
-            // Written, or an error; falling through means another writer won the race.
-            match day.revision {
-                None => match self.kv.create(&day.key, value).await {
-                    Ok(_) => return Ok(()),
-                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {}
-                    Err(error) => return Err(store_error(error)),
-                },
-                Some(revision) => match self.kv.update(&day.key, value, revision).await {
-                    Ok(_) => return Ok(()),
-                    Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
-                    Err(error) => return Err(store_error(error)),
-                },
+            if self.write_day(&day.key, day.revision, value).await? {
+                return Ok(Claim::Claimed(Claimed {
+                    encounter_id: encounter_id.to_owned(),
+                    added: Added::PatientDay {
+                        key: day.key,
+                        codes: added,
+                    },
+                }));
             }
             (day.revision, day.services) = self.read_day(&day.key).await?;
+            let taken = codes.iter().zip(&judged_with).any(|(code, before)| {
+                let now = day.services.get(code);
+                now != before.as_ref() && now.is_some_and(|holder| holder != encounter_id)
+            });
+            if taken {
+                return Ok(Claim::Conflict);
+            }
         }
         Err(NatsError::Store(format!(
             "{MAX_WRITE_ATTEMPTS} conflicting writes to one patient-day entry"
         )))
+    }
+
+    /// Takes back what a claim wrote, where the encounter still holds it: its outcome was not
+    /// published, or JetStream dropped it as a duplicate of an earlier outcome.
+    pub async fn release(&self, claimed: Claimed) -> Result<(), NatsError> {
+        let encounter_id = claimed.encounter_id.as_str();
+        match claimed.added {
+            Added::Nothing => Ok(()),
+            Added::PerService(keys) => {
+                for key in keys {
+                    match self.kv.entry(&key).await.map_err(store_error)? {
+                        Some(entry)
+                            if entry.operation == kv::Operation::Put
+                                && entry.value.as_ref() == encounter_id.as_bytes() =>
+                        {
+                            match self
+                                .kv
+                                .delete_expect_revision(&key, Some(entry.revision))
+                                .await
+                            {
+                                Ok(()) => {}
+                                // Written again since: no longer this claim's to take back.
+                                Err(error)
+                                    if error.kind() == kv::DeleteErrorKind::WrongLastRevision => {}
+                                Err(error) => return Err(store_error(error)),
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            Added::PatientDay { key, codes } => {
+                for _ in 0..MAX_WRITE_ATTEMPTS {
+                    let (revision, mut services) = self.read_day(&key).await?;
+                    let before = services.len();
+                    services
+                        .retain(|code, holder| !(holder == encounter_id && codes.contains(code)));
+                    if services.len() == before {
+                        return Ok(());
+                    }
+                    let value = Bytes::from(serde_json::to_vec(&services).map_err(store_error)?);
+                    if self.write_day(&key, revision, value).await? {
+                        return Ok(());
+                    }
+                }
+                Err(NatsError::Store(format!(
+                    "{MAX_WRITE_ATTEMPTS} conflicting writes to one patient-day entry"
+                )))
+            }
+        }
+    }
+
+    /// Writes a patient-day entry if it is still at `revision` (absent when `None`); false
+    /// when another writer changed it first.
+    async fn write_day(
+        &self,
+        key: &str,
+        revision: Option<u64>,
+        value: Bytes,
+    ) -> Result<bool, NatsError> {
+        match revision {
+            None => match self.kv.create(key, value).await {
+                Ok(_) => Ok(true),
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+                Err(error) => Err(store_error(error)),
+            },
+            Some(revision) => match self.kv.update(key, value, revision).await {
+                Ok(_) => Ok(true),
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                Err(error) => Err(store_error(error)),
+            },
+        }
     }
 
     async fn read_day(
