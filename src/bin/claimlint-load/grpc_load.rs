@@ -365,6 +365,7 @@ pub async fn run(target: &mut Started, name: &str, load: &GrpcLoad) -> Result<Ru
         .to_owned(),
         connections: Some(target.channels.len()),
         concurrency: load.concurrency,
+        visits_per_patient_day: None,
         offered_rate: load.rate,
         measured_seconds: window,
         completed,

@@ -60,6 +60,13 @@ pub struct NatsLoad {
     /// nats-server to start (default: NATS_SERVER_BIN, else `nats-server` on the PATH).
     #[arg(long)]
     pub nats_server: Option<PathBuf>,
+    /// Encounters of one patient on one day. 1: every encounter creates its own entry in the
+    /// duplicate-service store. 2: the second visit of the day, with other codes, adds to the
+    /// first's entry (an update, or a lost compare-and-set and a merge when both are in
+    /// flight). 3 or more: the later ones repeat codes of an earlier visit (DUPLICATE_SERVICE
+    /// when that one was recorded first).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub visits_per_patient_day: u64,
 }
 
 fn unix_nanos() -> i64 {
@@ -207,11 +214,11 @@ pub async fn measure(target: NatsTarget, servers: &Servers, load: &NatsLoad) -> 
         .await
         .context("reading the outcome stream")?;
 
-    let template = visits::typical_visit()?;
+    let run_visits = visits::RunVisits::new(load.visits_per_patient_day)?;
     let run = format!("{}{}", target.name(), std::process::id());
     let mut payloads = Vec::with_capacity(load.count as usize);
     for index in 0..load.count {
-        let visit = visits::numbered_visit(&template, &run, index);
+        let visit = run_visits.encounter(&run, index);
         payloads.push((
             visit.encounter_id.clone(),
             Bytes::from(serde_json::to_vec(&visit)?),
@@ -300,6 +307,7 @@ pub async fn measure(target: NatsTarget, servers: &Servers, load: &NatsLoad) -> 
         mode: "nats".to_owned(),
         connections: None,
         concurrency: names.concurrency,
+        visits_per_patient_day: Some(load.visits_per_patient_day),
         offered_rate: load.rate,
         measured_seconds: window,
         completed: collected.received,

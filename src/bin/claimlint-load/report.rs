@@ -61,6 +61,8 @@ pub struct RunReport {
     pub mode: String,
     pub connections: Option<usize>,
     pub concurrency: usize,
+    /// NATS runs: encounters of one patient on one day (1: every encounter its own patient).
+    pub visits_per_patient_day: Option<u64>,
     /// The offered rate (per second) when the run was paced; none: as fast as answered.
     pub offered_rate: Option<f64>,
     pub measured_seconds: f64,
@@ -87,9 +89,12 @@ impl RunReport {
         let rate = self
             .offered_rate
             .map_or_else(|| "max".to_owned(), |r| format!("{r:.0}/s"));
-        let connections = self
+        let mut connections = self
             .connections
             .map_or_else(String::new, |c| format!(" connections {c}"));
+        if let Some(visits) = self.visits_per_patient_day.filter(|&v| v > 1) {
+            connections.push_str(&format!(" visits per patient-day {visits}"));
+        }
         let l = &self.latency;
         let mut text = format!(
             "{:<9} {:<11} offered {rate}{connections} concurrency {}\n  {:.0}/s over {:.1} s: {} completed ({} validated, {} rejected), {} errors\n  latency µs: p50 {} p90 {} p99 {} p99.9 {} max {} (mean {:.0})\n",

@@ -193,6 +193,7 @@ pub async fn run(args: SuiteArgs) -> Result<()> {
         in_flight: 256,
         idle_timeout: Duration::from_secs(30),
         nats_server: args.nats_server.clone(),
+        visits_per_patient_day: 1,
     };
     progress("NATS, as fast as acknowledged");
     let nats_max = nats_pair(&servers, &nats).await?;
@@ -466,6 +467,7 @@ mod tests {
             mode: "grpc-unary".into(),
             connections: Some(4),
             concurrency: 32,
+            visits_per_patient_day: None,
             offered_rate: None,
             measured_seconds: 10.0,
             completed: 1000,
