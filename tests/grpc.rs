@@ -176,6 +176,25 @@ async fn invalid_argument_only_without_encounter_or_id_with_the_field_violation(
         "encounter.encounter_id"
     );
 
+    // More service lines than one claim carries (thousands would cost seconds of CPU in the
+    // pairwise edits), and an id that cannot go into a header.
+    let mut many_lines = recent_seed_visit();
+    let line = many_lines.service_lines[0].clone();
+    many_lines.service_lines = vec![line; 8_000];
+    let mut line_break = recent_seed_visit();
+    line_break.encounter_id = "e-1\nX-Injected: 1".into();
+    for (visit, field) in [
+        (many_lines, "encounter.service_lines"),
+        (line_break, "encounter.encounter_id"),
+    ] {
+        let status = client.validate(request(visit)).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(
+            status.get_details_bad_request().unwrap().field_violations[0].field,
+            field
+        );
+    }
+
     // Anything else wrong is an outcome, not an error.
     let outcome = client
         .validate(request(pb::Encounter {

@@ -667,6 +667,10 @@ async fn bad_payloads_go_to_the_dead_letter_stream() {
             "line break in encounter_id",
             with("/encounterId", "e-1\nX-Injected: 1".into()),
         ),
+        ("more service lines than a claim carries", {
+            let line = seed.pointer("/serviceLines/0").unwrap().clone();
+            with("/serviceLines", serde_json::Value::Array(vec![line; 2_000]))
+        }),
         ("blank encounter_id", with("/encounterId", " ".into())),
         ("encounter_id a number", with("/encounterId", 17.into())),
         (
@@ -743,7 +747,7 @@ async fn bad_payloads_go_to_the_dead_letter_stream() {
             .encode_to_vec(),
         ),
     ];
-    assert_eq!(json.len() + protobuf.len(), 31);
+    assert_eq!(json.len() + protobuf.len(), 32);
     let mut messages = Vec::new();
     for (kind, payload) in &json {
         let mut headers = async_nats::HeaderMap::new();
@@ -769,7 +773,7 @@ async fn bad_payloads_go_to_the_dead_letter_stream() {
     publish_raw(&js, messages.clone()).await;
     publish(&js, vec![encounter(3)]).await;
     wait_until(Duration::from_secs(60), || async {
-        stream_count(&js, "ENCOUNTERS_DEAD").await == 32
+        stream_count(&js, "ENCOUNTERS_DEAD").await == 33
     })
     .await;
     wait_for_outcomes(&js, 1, Duration::from_secs(30)).await;
@@ -830,7 +834,7 @@ async fn bad_payloads_go_to_the_dead_letter_stream() {
     assert_eq!(status, 200, "{body}");
     let (_, metrics) = http_get(claimlint.http_addr, "/metrics").await;
     assert!(
-        metrics.contains("claimlint_dead_letters_total 32"),
+        metrics.contains("claimlint_dead_letters_total 33"),
         "{metrics}"
     );
     consumer_drained(&js).await;

@@ -40,9 +40,14 @@ impl TryFrom<&pb::Encounter> for core::Encounter {
 /// The longest identifier or code accepted (real ones are far shorter).
 pub const MAX_IDENTIFIER_BYTES: usize = 256;
 
+/// The most service lines an encounter may have: one visit is billed as one 837P claim, whose
+/// service-line loop (2400) repeats at most 50 times (X12 005010X222A1).
+pub const MAX_SERVICE_LINES: usize = 50;
+
 /// Whether a wire encounter can be judged at all: an `encounter_id` without control characters
-/// (it goes into a header), and no identifier longer than any real one. Cheap (no allocation):
-/// transports call it before doing I/O for an input.
+/// (it goes into a header), no identifier longer than any real one, and no more service lines
+/// than one claim carries. Cheap (no allocation): transports call it before doing I/O for an
+/// input.
 pub fn check_identity(wire: &pb::Encounter) -> Result<(), EncounterError> {
     if wire.encounter_id.trim().is_empty() {
         return Err(EncounterError::MissingEncounterId);
@@ -64,6 +69,12 @@ pub fn check_identity(wire: &pb::Encounter) -> Result<(), EncounterError> {
         }
     };
     too_long("encounter.encounter_id", &wire.encounter_id)?;
+    if wire.service_lines.len() > MAX_SERVICE_LINES {
+        return Err(EncounterError::TooManyEntries {
+            field: "encounter.service_lines",
+            limit: MAX_SERVICE_LINES,
+        });
+    }
     too_long("encounter.patient_id", &wire.patient_id)?;
     too_long("encounter.date_of_service", &wire.date_of_service)?;
     too_long("encounter.place_of_service", &wire.place_of_service)?;
@@ -253,6 +264,29 @@ fn measure_kind(value: i32) -> Option<core::MeasureKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Up to one claim's service lines can be judged; more are refused before any rule runs.
+    #[test]
+    fn at_most_one_claims_service_lines() {
+        for (lines, expected) in [
+            (1, Ok(())),
+            (MAX_SERVICE_LINES, Ok(())),
+            (
+                MAX_SERVICE_LINES + 1,
+                Err(EncounterError::TooManyEntries {
+                    field: "encounter.service_lines",
+                    limit: MAX_SERVICE_LINES,
+                }),
+            ),
+        ] {
+            let encounter = pb::Encounter {
+                encounter_id: "e-1".into(),
+                service_lines: vec![pb::ServiceLine::default(); lines],
+                ..Default::default()
+            };
+            assert_eq!(check_identity(&encounter), expected, "{lines} lines");
+        }
+    }
 
     /// Which encounter ids can be judged, and what the others are refused for.
     #[test]

@@ -36,6 +36,10 @@ pub enum EncounterError {
     /// one, and it could not be sent in the outcome's `Nats-Msg-Id` header.
     #[error("{field} contains a control character")]
     ControlCharacter { field: &'static str },
+    /// More entries than any real encounter has: the rules compare lines pairwise, so a
+    /// request of thousands of lines would cost seconds of CPU and gigabytes of findings.
+    #[error("{field} has more than {limit} entries")]
+    TooManyEntries { field: &'static str, limit: usize },
 }
 
 impl EncounterError {
@@ -45,7 +49,8 @@ impl EncounterError {
             EncounterError::MissingEncounter => "encounter",
             EncounterError::MissingEncounterId => "encounter.encounter_id",
             EncounterError::FieldTooLong { field, .. }
-            | EncounterError::ControlCharacter { field } => field,
+            | EncounterError::ControlCharacter { field }
+            | EncounterError::TooManyEntries { field, .. } => field,
         }
     }
 }
