@@ -333,6 +333,31 @@ fn judge(
         for (position, code) in &over {
             out.push(exceed(*position, code));
         }
+    } else if billed_judged == allowed && method == UnitMethod::AmaPerCode {
+        // Each code is rounded on its own: a right total is a coincidence, not an allocation
+        // to redistribute. A code over its units exceeds its time; one under loses revenue.
+        for (position, code) in &judged {
+            if code.billed > code.max {
+                out.push(exceed(*position, code));
+            } else if code.billed < code.min {
+                out.push(
+                    Finding::new(
+                        ReasonCode::UnitsBelowTime,
+                        code_field(timed, line_code, *position),
+                        format!(
+                            "{} bills {} unit(s) for {} minutes; {} ({method_name} rule): revenue is lost.",
+                            code.code,
+                            code.billed,
+                            code.minutes,
+                            basis()
+                        ),
+                    )
+                    .expected(code.min.to_string())
+                    .actual(code.billed.to_string())
+                    .remedy(remedy()),
+                );
+            }
+        }
     } else if billed_judged == allowed {
         for (position, code) in &judged {
             if code.billed < code.min || code.billed > code.max {
@@ -895,6 +920,23 @@ mod tests {
                 UnitsBelowTime,
                 "service_lines",
             ),
+            // A right total under AMA is no allocation: each code is judged on its own.
+            (
+                "AMA: 30 minutes billed 3, 8 minutes billed 0 (total 3 = 2 + 1)",
+                "AMA per-code rule (billing-rules §2); contract §3: UNITS_DISTRIBUTION_INVALID is the CMS allocation's",
+                Commercial,
+                &[("97110", 30, 3), ("97140", 8, 0)],
+                UnitsExceedTime,
+                "service_lines[0].units",
+            ),
+            (
+                "AMA: 30 minutes billed 3, 8 minutes billed 0, the under-billed code",
+                "AMA per-code rule (billing-rules §2); contract §3 UNITS_BELOW_TIME",
+                Commercial,
+                &[("97110", 30, 3), ("97140", 8, 0)],
+                UnitsBelowTime,
+                "service_lines[1].units",
+            ),
             (
                 "units without minutes",
                 "MBPM §220.3",
@@ -921,6 +963,13 @@ mod tests {
                     .any(|r| r.code == *code && r.field == *field && !r.remedy.is_empty()),
                 "{name} ({source}): expected {code} at {field}, got {found:#?}"
             );
+            // The CMS allocation's finding never comes from the AMA rule.
+            if *kind == Commercial {
+                assert!(
+                    found.iter().all(|r| r.code != UnitsDistributionInvalid),
+                    "{name}: {found:#?}"
+                );
+            }
             // One finding per problem: an under-8 line is not also over its time.
             if *code == TimedServiceUnder8Minutes {
                 assert!(
