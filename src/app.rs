@@ -175,10 +175,47 @@ impl App {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
-    /// Rules loaded, not shutting down, and NATS connected when configured.
+    /// Rules loaded (an `App` has them), not shutting down, and NATS connected and set up when
+    /// configured: a publishing call could not succeed otherwise.
+    pub fn readiness(&self) -> Readiness {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Readiness::ShuttingDown;
+        }
+        if !self.nats_configured {
+            return Readiness::Ready;
+        }
+        match self.pipeline.get() {
+            None => Readiness::NatsNotSetUp,
+            Some(pipeline) if !pipeline.connected() => Readiness::NatsDisconnected,
+            Some(_) => Readiness::Ready,
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
-        !self.shutting_down.load(Ordering::SeqCst)
-            && (!self.nats_configured || self.pipeline.get().is_some())
+        self.readiness() == Readiness::Ready
+    }
+}
+
+/// Whether the service takes traffic, and why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    ShuttingDown,
+    /// Configured, not yet connected and set up (streams, consumer, bucket).
+    NatsNotSetUp,
+    /// Set up, and the connection is lost (the client reconnects on its own).
+    NatsDisconnected,
+}
+
+impl Readiness {
+    /// For `/readyz` and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Readiness::Ready => "ready",
+            Readiness::ShuttingDown => "shutting down",
+            Readiness::NatsNotSetUp => "NATS not connected and set up yet",
+            Readiness::NatsDisconnected => "NATS connection lost; reconnecting",
+        }
     }
 }
 

@@ -335,6 +335,9 @@ async fn run_nats(
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
+    // Readiness follows the connection: NOT_SERVING while NATS is lost (a publishing call
+    // would fail), SERVING again once the client has reconnected.
+    let readiness = tokio::spawn(follow_readiness(app.clone(), health.clone()));
     let exhausted = tokio::spawn(crate::nats::run_exhausted(
         app.clone(),
         pipeline.clone(),
@@ -345,6 +348,28 @@ async fn run_nats(
     crate::nats::run_consumer(app, pipeline, consumer, args, stop).await;
     let _ = exhausted.await;
     gauge.abort();
+    readiness.abort();
+}
+
+/// Sets gRPC health from [`App::readiness`] whenever it changes (checked every second).
+async fn follow_readiness(app: Arc<App>, health: grpc::Health) {
+    let mut last = app.readiness();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = app.readiness();
+        if now == last {
+            continue;
+        }
+        match now {
+            crate::app::Readiness::Ready => tracing::info!("ready again"),
+            not_ready => tracing::warn!(why = not_ready.describe(), "not ready"),
+        }
+        // Shutting down sets NOT_SERVING itself, before its drain.
+        if now != crate::app::Readiness::ShuttingDown {
+            health.set(now == crate::app::Readiness::Ready).await;
+        }
+        last = now;
+    }
 }
 
 /// Serves until SIGTERM or SIGINT, then shuts down gracefully.

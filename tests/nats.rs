@@ -840,6 +840,60 @@ async fn bad_payloads_go_to_the_dead_letter_stream() {
     consumer_drained(&js).await;
 }
 
+/// Readiness follows the NATS connection (contract §5: `/readyz` is "NATS connected"): when it
+/// is lost, `/readyz` answers 503 and gRPC health NOT_SERVING; when the client has reconnected,
+/// both are ready again and the pipeline works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_nats_connection() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let _serial = SERIAL.lock().await;
+    let mut nats = NatsServer::start();
+    let claimlint = start_claimlint(&nats.url(), &[]);
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", claimlint.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let health_is = |expected: ServingStatus| {
+        let mut health = health.clone();
+        async move {
+            let status = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "claimlint.v1.ClaimValidator".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status;
+            status == expected as i32
+        }
+    };
+    let readyz_is = |expected: u16, says: &'static str| async move {
+        let (status, body) = http_get(claimlint.http_addr, "/readyz").await;
+        status == expected && body.contains(says)
+    };
+    wait_until(Duration::from_secs(30), || readyz_is(200, "ready")).await;
+    wait_until(Duration::from_secs(5), || health_is(ServingStatus::Serving)).await;
+
+    nats.kill9();
+    wait_until(Duration::from_secs(30), || {
+        readyz_is(503, "NATS connection lost")
+    })
+    .await;
+    wait_until(Duration::from_secs(5), || {
+        health_is(ServingStatus::NotServing)
+    })
+    .await;
+
+    nats.restart();
+    wait_until(Duration::from_secs(60), || readyz_is(200, "ready")).await;
+    wait_until(Duration::from_secs(5), || health_is(ServingStatus::Serving)).await;
+    let js = connect(&nats.url()).await;
+    publish(&js, (0..10).map(encounter)).await;
+    wait_for_outcomes(&js, 10, Duration::from_secs(60)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_down_at_start_then_up_processes_the_backlog() {
     let _serial = SERIAL.lock().await;

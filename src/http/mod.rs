@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::app::App;
+use crate::app::{App, Readiness};
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -26,16 +26,15 @@ pub fn router(app: Arc<App>) -> Router {
 
 async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let version = app.rules().version();
-    if app.is_ready() {
-        (
+    match app.readiness() {
+        Readiness::Ready => (
             StatusCode::OK,
             format!("ready\nruleset_version {version}\n"),
-        )
-    } else {
-        (
+        ),
+        not_ready => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "shutting down\n".to_owned(),
-        )
+            format!("not ready: {}\n", not_ready.describe()),
+        ),
     }
 }
 

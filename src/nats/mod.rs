@@ -74,6 +74,11 @@ impl Pipeline {
         }
     }
 
+    /// Whether the client is connected to NATS now (it reconnects on its own when not).
+    pub fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
     /// Validates (with the duplicate store), claims a validated encounter's services, publishes
     /// the outcome and waits for JetStream's acknowledgement; `dry_run` publishes nothing and
     /// records nothing.
