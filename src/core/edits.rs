@@ -78,9 +78,16 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
                     .source(edit.source),
                 ),
                 ModifierIndicator::Allowed => {
-                    // Medicare Part B accepts the bypass modifier on either line (since 2019-07-01).
+                    // The column-2 line carries the bypass modifier; a payer may also accept it on
+                    // the column-1 line (Medicare Part B since 2019-07-01, rules/profiles.toml).
+                    let either_line = visit
+                        .profile
+                        .bypass_on_either_line
+                        .as_ref()
+                        .is_some_and(|either| date >= either.from);
                     let carrier = [(second, line2), (first, line1)]
                         .into_iter()
+                        .take(if either_line { 2 } else { 1 })
                         .find_map(|(index, line)| bypass_modifier(line).map(|m| (index, m)));
                     match carrier {
                         None => out.push(
@@ -89,7 +96,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
                                 format!("service_lines[{second}].modifiers"),
                                 format!("{column2} billed with {column1} is denied unless a modifier shows the services were distinct."),
                             )
-                            .expected("59, XE, XS, XP or XU on one of the two lines")
+                            .expected(if either_line { "59, XE, XS, XP or XU on one of the two lines".to_owned() } else { format!("59, XE, XS, XP or XU on the {column2} line") })
                             .actual(if line2.modifiers.is_empty() { "none".to_owned() } else { line2.modifiers.join(",") })
                             .remedy(format!("If {column2} treated a different body region than {column1}, append 59 or XS to {column2} and document both regions; otherwise do not bill {column2}."))
                             .source(edit.source),
@@ -222,7 +229,7 @@ mod tests {
     use crate::core::reason::ReasonCode::*;
     use crate::core::reason::Severity::{Error, Warning};
     use crate::core::test_support::{Case, Expect::*, as_of, rules_with, run_table, seed_visit};
-    use crate::core::types::{BodyRegion, DateField, Laterality, Region};
+    use crate::core::types::{BodyRegion, DateField, Laterality, PayerKind, Region};
 
     const SEED: &str =
         "seed article: 97124 with 97140 needs 59 and distinct regions (rules/ncci/pairs.toml)";
@@ -263,6 +270,51 @@ mod tests {
                     e.service_lines[0].modifiers.push("59".into());
                 },
                 expect: Passes(NcciPtpModifierRequired),
+            },
+            Case {
+                name: "59 on the column-1 line, before Part B accepted it there",
+                source: "formats.md §3.2: either line from 2019-07-01 (rules/profiles.toml)",
+                change: |e| {
+                    e.date_of_service = DateField::parse("2019-06-28");
+                    e.service_lines[1].modifiers = vec!["GP".into()];
+                    e.service_lines[0].modifiers.push("59".into());
+                },
+                expect: Fails {
+                    code: NcciPtpModifierRequired,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-236",
+                },
+            },
+            Case {
+                name: "59 on the column-1 line, commercial payer",
+                source: "NCCI: the modifier goes on the column-2 code; either line is a Part B policy (contract §9)",
+                change: |e| {
+                    e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
+                    e.service_lines[1].modifiers = vec!["GP".into()];
+                    e.service_lines[0].modifiers.push("59".into());
+                },
+                expect: Fails {
+                    code: NcciPtpModifierRequired,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-236",
+                },
+            },
+            Case {
+                name: "59 on the column-1 line, Medicaid",
+                source: "NCCI: the modifier goes on the column-2 code; either line is a Part B policy (contract §9)",
+                change: |e| {
+                    e.payer.as_mut().unwrap().kind = Some(PayerKind::Medicaid);
+                    e.service_lines[1].modifiers = vec!["GP".into()];
+                    e.service_lines[0].modifiers.push("59".into());
+                },
+                expect: Fails {
+                    code: NcciPtpModifierRequired,
+                    severity: Error,
+                    field: "service_lines[1].modifiers",
+                    carc: "CO-236",
+                },
             },
             Case {
                 name: "XS instead of 59",

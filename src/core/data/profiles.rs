@@ -72,7 +72,17 @@ pub struct Profile {
     pub extra_pairs: Vec<ExtraPair>,
     /// Per procedure: the diagnoses (prefixes) this payer accepts as support.
     pub supporting_diagnoses: Vec<super::DiagnosisPolicy>,
+    /// From when an NCCI bypass modifier may stand on either line of a pair; without it, only
+    /// on the column-2 line (the NCCI rule).
+    pub bypass_on_either_line: Option<EitherLine>,
     settings: Vec<RuleSetting>,
+}
+
+/// A payer's acceptance of the bypass modifier on the column-1 line of a pair.
+#[derive(Debug, Clone)]
+pub struct EitherLine {
+    pub from: chrono::NaiveDate,
+    pub source: String,
 }
 
 impl Profile {
@@ -165,6 +175,10 @@ struct RawProfile {
     extra_pairs: Vec<RawExtraPair>,
     #[serde(default)]
     supporting_diagnoses: Vec<super::documentation::RawPolicy>,
+    #[serde(default)]
+    bypass_modifier_either_line_from: Option<String>,
+    #[serde(default)]
+    bypass_modifier_either_line_source: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -231,6 +245,7 @@ impl Profiles {
                 pairs_off: Vec::new(),
                 extra_pairs: Vec::new(),
                 supporting_diagnoses: Vec::new(),
+                bypass_on_either_line: None,
                 settings: defaults.clone(),
             };
             apply(file, &format!("profile.{name}"), base, spec, true)
@@ -348,6 +363,36 @@ fn apply(
             ));
         }
         profile.filing_limit = Some(FilingLimit { span, source });
+    }
+    match (
+        spec.bypass_modifier_either_line_from,
+        spec.bypass_modifier_either_line_source,
+    ) {
+        (Some(from), Some(source)) if !source.trim().is_empty() => {
+            let from = super::parse_date(
+                file,
+                &format!("[{section}].bypass_modifier_either_line_from"),
+                &from,
+            )?;
+            profile.bypass_on_either_line = Some(EitherLine { from, source });
+        }
+        (Some(_), _) => {
+            return Err(RuleDataError::invalid(
+                file,
+                format!(
+                    "[{section}]: bypass_modifier_either_line_from needs bypass_modifier_either_line_source"
+                ),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(RuleDataError::invalid(
+                file,
+                format!(
+                    "[{section}]: bypass_modifier_either_line_source without bypass_modifier_either_line_from"
+                ),
+            ));
+        }
+        (None, None) => {}
     }
     for limit in spec.discipline_limit {
         let discipline = Discipline::parse(&limit.discipline).ok_or_else(|| {
