@@ -85,9 +85,13 @@ pub fn allocate(method: UnitMethod, table: UnitTable, codes: &mut [CodeAllocatio
 pub fn check<'a>(visit: &Visit<'a>, out: &mut Vec<Finding>) -> Option<UnitSummary<'a>> {
     let lines = &visit.encounter.service_lines;
     let procedures = visit.rules.procedures();
-    check_duplicates(lines, out);
+    check_duplicates(visit, out);
 
     let mut timed: VisitList<(usize, &ServiceLine)> = VisitList::new();
+    // The first line of each service-based code that bills a unit: one unit per date of
+    // service, across lines too (a second line of 97161 with another modifier is a second
+    // evaluation billed).
+    let mut untimed_billed: VisitList<(&str, usize)> = VisitList::new();
     let mut therapy_visit = false;
     for (index, line) in lines.iter().enumerate() {
         let Some(info) = procedures.get(&line.procedure_code) else {
@@ -107,6 +111,22 @@ pub fn check<'a>(visit: &Visit<'a>, out: &mut Vec<Finding>) -> Option<UnitSummar
                 .remedy(format!("Bill {} as 1 unit.", line.procedure_code)),
             ),
             ProcedureKind::Untimed => {}
+        }
+        if info.kind == ProcedureKind::Untimed && line.units > 0 {
+            let code = line.procedure_code.as_str();
+            match untimed_billed.iter().find(|(billed, _)| *billed == code) {
+                Some((_, first)) => out.push(
+                    Finding::new(
+                        ReasonCode::UntimedCodeUnits,
+                        format!("service_lines[{index}].units"),
+                        format!("{code} is a service-based code: one unit per date of service, and line {first} already bills it."),
+                    )
+                    .expected(format!("0 (billed on line {first})"))
+                    .actual(line.units.to_string())
+                    .remedy(format!("Bill {code} once for the date of service, on one line.")),
+                ),
+                None => untimed_billed.push((code, index)),
+            }
         }
     }
 
@@ -505,9 +525,22 @@ fn same_modifier_set(a: &[String], b: &[String]) -> bool {
     a.iter().all(|m| b.contains(m)) && b.iter().all(|m| a.contains(m))
 }
 
-fn check_duplicates(lines: &[ServiceLine], out: &mut Vec<Finding>) {
+fn check_duplicates(visit: &Visit<'_>, out: &mut Vec<Finding>) {
+    let lines = &visit.encounter.service_lines;
+    let procedures = visit.rules.procedures();
     for (index, line) in lines.iter().enumerate() {
         if line.procedure_code.is_empty() {
+            continue;
+        }
+        // A service-based code billed again is UNTIMED_CODE_UNITS (one finding per problem).
+        let untimed_again = line.units > 0
+            && procedures
+                .get(&line.procedure_code)
+                .is_some_and(|info| info.kind == ProcedureKind::Untimed)
+            && lines[..index]
+                .iter()
+                .any(|other| other.procedure_code == line.procedure_code && other.units > 0);
+        if untimed_again {
             continue;
         }
         let earlier = lines[..index].iter().position(|other| {
@@ -584,7 +617,8 @@ mod tests {
         crate::core::validate(visit, rules(), as_of())
     }
 
-    const UNIT_CODES: [ReasonCode; 5] = [
+    const UNIT_CODES: [ReasonCode; 6] = [
+        ReasonCode::UntimedCodeUnits,
         ReasonCode::UnitsExceedTime,
         ReasonCode::UnitsDistributionInvalid,
         ReasonCode::UnitsBelowTime,
@@ -938,6 +972,14 @@ mod tests {
                 "service_lines[1].units",
             ),
             (
+                "97161 on two lines with the same modifiers",
+                "billing-rules §0: service-based codes are billed as 1 unit per date of service",
+                Medicare,
+                &[("97161", 0, 1), ("97161", 0, 1)],
+                UntimedCodeUnits,
+                "service_lines[1].units",
+            ),
+            (
                 "units without minutes",
                 "MBPM §220.3",
                 Medicare,
@@ -977,6 +1019,26 @@ mod tests {
                     "{name}: {found:#?}"
                 );
             }
+        }
+        // A service-based code billed on two lines is one problem, whatever the second line's
+        // modifiers: UNTIMED_CODE_UNITS on it, not also DUPLICATE_CODE_LINES (contract §9).
+        for second_line in [vec!["GP"], vec!["GP", "59"]] {
+            let mut encounter = visit(Medicare, &[("97161", 0, 1), ("97161", 0, 1)]);
+            encounter.service_lines[1].modifiers =
+                second_line.iter().map(|m| (*m).to_owned()).collect();
+            let encounter = Box::leak(Box::new(encounter));
+            let outcome = crate::core::validate(encounter, rules(), as_of());
+            let found: Vec<(ReasonCode, &str)> = outcome
+                .reasons
+                .iter()
+                .filter(|r| [UntimedCodeUnits, DuplicateCodeLines].contains(&r.code))
+                .map(|r| (r.code, r.field.as_str()))
+                .collect();
+            assert_eq!(
+                found,
+                [(UntimedCodeUnits, "service_lines[1].units")],
+                "{second_line:?}"
+            );
         }
         // The one-unit finding for UNITS_BELOW_TIME is a warning: the claim still validates.
         let outcome = run(Commercial, &[("97112", 24, 2), ("97110", 23, 1)]);
