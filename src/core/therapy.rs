@@ -40,6 +40,15 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
     let procedures = visit.rules.procedures();
     for (index, line) in encounter.service_lines.iter().enumerate() {
         let code = line.procedure_code.as_str();
+        let info = procedures.get(code);
+        // A timed line with minutes and no units is documented, not billed (contract §9): it
+        // is not on the claim, so neither claim modifiers nor who may bill it apply.
+        let documented_only = line.units == 0
+            && line.minutes > 0
+            && info.is_some_and(|i| i.kind == super::data::ProcedureKind::Timed);
+        if documented_only {
+            continue;
+        }
         if let Some(limit) = discipline.and_then(|d| visit.profile.discipline_limit(d))
             && !limit.may_bill.iter().any(|allowed| allowed == code)
             && !code.is_empty()
@@ -57,7 +66,7 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
                 .source(limit.source.clone()),
             );
         }
-        let Some(info) = procedures.get(code) else {
+        let Some(info) = info else {
             continue;
         };
         if info.always_therapy {
@@ -362,6 +371,30 @@ mod tests {
                 change: |e| e.service_lines[0].modifiers = vec!["GP".into(), "GO".into()],
                 expect: Fails {
                     code: TherapyModifierMismatch,
+                    severity: Error,
+                    field: "service_lines[0].modifiers",
+                    carc: "CO-4",
+                },
+            },
+            Case {
+                name: "a documented, unbilled 97140 line without GP",
+                source: "contract §9: a timed line with minutes and 0 units is not on the claim",
+                change: |e| {
+                    e.service_lines[0].units = 0;
+                    e.service_lines[0].modifiers.clear();
+                },
+                expect: Passes(TherapyModifierMissing),
+            },
+            Case {
+                name: "a 97140 line with neither units nor minutes, without GP",
+                source: "contract §9: UNITS_MISSING, and still a line to bill",
+                change: |e| {
+                    e.service_lines[0].units = 0;
+                    e.service_lines[0].minutes = 0;
+                    e.service_lines[0].modifiers.clear();
+                },
+                expect: Fails {
+                    code: TherapyModifierMissing,
                     severity: Error,
                     field: "service_lines[0].modifiers",
                     carc: "CO-4",
