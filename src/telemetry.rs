@@ -101,13 +101,17 @@ impl Telemetry {
     /// Exports what is buffered and stops the exporters (blocking: call it off the async
     /// workers, with the runtime still running, since the exporter's client lives on it).
     pub fn shutdown(self, timeout: Duration) {
+        // One deadline for both providers, so the exit waits at most `timeout` in all (the
+        // deployments' stop grace periods count on it).
+        let deadline = std::time::Instant::now() + timeout;
         if let Some(provider) = self.tracer_provider
             && let Err(error) = provider.shutdown_with_timeout(timeout)
         {
             tracing::warn!(%error, "flushing traces at shutdown failed");
         }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
         if let Some(provider) = self.meter_provider
-            && let Err(error) = provider.shutdown_with_timeout(timeout)
+            && let Err(error) = provider.shutdown_with_timeout(left)
         {
             tracing::warn!(%error, "flushing OTLP metrics at shutdown failed");
         }

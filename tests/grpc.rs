@@ -262,11 +262,18 @@ async fn bearer_tokens_guard_every_rpc_but_health() {
         Code::Unauthenticated
     );
 
-    let mut right = tonic::Request::new(request(recent_seed_visit()));
-    right
-        .metadata_mut()
-        .insert("authorization", "Bearer other-token-2".parse().unwrap());
-    assert!(client.validate(right).await.is_ok());
+    // The scheme in any case (RFC 9110 §11.1).
+    for authorization in [
+        "Bearer other-token-2",
+        "bearer other-token-2",
+        "BEARER s3cret-token-1",
+    ] {
+        let mut right = tonic::Request::new(request(recent_seed_visit()));
+        right
+            .metadata_mut()
+            .insert("authorization", authorization.parse().unwrap());
+        assert!(client.validate(right).await.is_ok(), "{authorization}");
+    }
 
     // Reflection describes the service, so it sits behind the tokens too.
     assert_eq!(

@@ -21,13 +21,12 @@ pub fn format_outcome_text(source_name: &str, outcome: &pb::Outcome) -> String {
     if let Some(claim) = &outcome.claim {
         let _ = write!(
             text,
-            ": {} line{}, {} unit{}, ${}.{:02}",
+            ": {} line{}, {} unit{}, {}",
             claim.lines.len(),
             plural(claim.lines.len()),
             claim.total_units,
             plural(claim.total_units as usize),
-            claim.total_charge_cents / 100,
-            (claim.total_charge_cents % 100).abs()
+            crate::core::types::dollars(claim.total_charge_cents)
         );
     }
     text.push('\n');

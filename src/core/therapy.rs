@@ -2,7 +2,7 @@
 //! modifiers CQ/CO, the KX threshold and the targeted medical review threshold.
 
 use super::reason::{Finding, ReasonCode};
-use super::types::{Discipline, ServiceLine};
+use super::types::{Discipline, ServiceLine, dollars};
 use super::{Visit, VisitList};
 use chrono::Datelike;
 
@@ -25,10 +25,6 @@ fn is_assistant(discipline: Option<Discipline>) -> bool {
         discipline,
         Some(Discipline::PhysicalTherapistAssistant | Discipline::OccupationalTherapyAssistant)
     )
-}
-
-fn money(cents: i64) -> String {
-    format!("${}.{:02}", cents / 100, (cents % 100).abs())
 }
 
 pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
@@ -237,7 +233,7 @@ fn check_thresholds(visit: &Visit<'_>, discipline: Option<Discipline>, out: &mut
                         "No KX threshold is loaded for {}; the {} amount ({}) was used.",
                         date.year(),
                         selection.threshold.year,
-                        money(threshold)
+                        dollars(threshold)
                     ),
                 )
                 .expected(format!("the KX threshold of {}", date.year()))
@@ -248,16 +244,16 @@ fn check_thresholds(visit: &Visit<'_>, discipline: Option<Discipline>, out: &mut
         let basis = || {
             format!(
                 "{} year to date plus {} on this claim = {} for {group}",
-                money(year_to_date),
-                money(claim_cents),
-                money(total)
+                dollars(year_to_date),
+                dollars(claim_cents),
+                dollars(total)
             )
         };
         for (index, line) in &lines {
             let field = || format!("service_lines[{index}].modifiers");
             if total > threshold && !line.has_modifier("KX") {
                 out.push(
-                    Finding::new(ReasonCode::KxModifierRequired, field(), format!("{}, above the {} KX threshold of {}.", basis(), selection.threshold.year, money(threshold)))
+                    Finding::new(ReasonCode::KxModifierRequired, field(), format!("{}, above the {} KX threshold of {}.", basis(), selection.threshold.year, dollars(threshold)))
                         .expected("KX")
                         .actual(line.modifiers.join(","))
                         .remedy(format!("Append KX to {} if the record documents that therapy above the threshold is medically necessary; without KX Medicare denies the line.", line.procedure_code))
@@ -265,7 +261,7 @@ fn check_thresholds(visit: &Visit<'_>, discipline: Option<Discipline>, out: &mut
                 );
             } else if total <= threshold && line.has_modifier("KX") {
                 out.push(
-                    Finding::new(ReasonCode::KxModifierUnsupported, field(), format!("{}, not above the {} KX threshold of {}.", basis(), selection.threshold.year, money(threshold)))
+                    Finding::new(ReasonCode::KxModifierUnsupported, field(), format!("{}, not above the {} KX threshold of {}.", basis(), selection.threshold.year, dollars(threshold)))
                         .expected("no KX")
                         .actual("KX")
                         .remedy(format!("Remove KX from {} unless year-to-date amounts from other providers bring the total above the threshold.", line.procedure_code))
@@ -280,10 +276,10 @@ fn check_thresholds(visit: &Visit<'_>, discipline: Option<Discipline>, out: &mut
             Finding::new(
                 ReasonCode::MedicalReviewThreshold,
                 "documentation.year_to_date_allowed_cents",
-                format!("{} for {group} this year passes the {} targeted medical review threshold.", money(total), money(therapy.medical_review_cents)),
+                format!("{} for {group} this year passes the {} targeted medical review threshold.", dollars(total), dollars(therapy.medical_review_cents)),
             )
-            .expected(format!("at most {}", money(therapy.medical_review_cents)))
-            .actual(money(total))
+            .expected(format!("at most {}", dollars(therapy.medical_review_cents)))
+            .actual(dollars(total))
             .remedy("Expect a targeted medical review: make sure the plan of care, progress reports and daily notes show why the therapy is necessary.")
             .source(therapy.medical_review_source.clone()),
         );

@@ -7,6 +7,13 @@
 
 use chrono::NaiveDate;
 
+/// Cents as dollars for messages, e.g. `$2410.00`, `-$0.50`.
+pub fn dollars(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let magnitude = cents.unsigned_abs();
+    format!("{sign}${}.{:02}", magnitude / 100, magnitude % 100)
+}
+
 /// A `YYYY-MM-DD` field as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DateField {
@@ -411,5 +418,25 @@ mod tests {
             );
         }
         assert_eq!(DateField::parse("  "), DateField::Missing);
+    }
+}
+
+#[cfg(test)]
+mod dollars_tests {
+    use super::dollars;
+
+    /// One row per amount, the sign included (charges are signed in the proto).
+    #[test]
+    fn cents_as_dollars() {
+        for (cents, text) in [
+            (0, "$0.00"),
+            (5, "$0.05"),
+            (241_000, "$2410.00"),
+            (-50, "-$0.50"),
+            (-150, "-$1.50"),
+            (i64::MIN, "-$92233720368547758.08"),
+        ] {
+            assert_eq!(dollars(cents), text, "{cents}");
+        }
     }
 }
