@@ -151,54 +151,37 @@ async fn republished_encounters_dedupe_and_changed_content_does_not() {
     );
 
     // gRPC Validate publishes through the same path; dry_run does not.
-    let mut client = claimlint::proto::v1::claim_validator_client::ClaimValidatorClient::connect(
+    let client = claimlint::proto::v1::claim_validator_client::ClaimValidatorClient::connect(
         format!("http://{}", claimlint.grpc_addr),
     )
     .await
     .unwrap();
-    let response = client
-        .validate(pb::ValidateRequest {
-            encounter: Some(encounter(7)),
-            dry_run: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(response.published);
+    let validate = |visit: pb::Encounter, dry_run: bool| {
+        let request = pb::ValidateRequest {
+            encounter: Some(visit),
+            dry_run,
+        };
+        let mut client = client.clone();
+        async move {
+            client
+                .validate(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    assert!(validate(encounter(7), false).await.unwrap().published);
     assert_eq!(stream_count(&js, "CLAIMS").await, 4);
-    let response = client
-        .validate(pb::ValidateRequest {
-            encounter: Some(encounter(8)),
-            dry_run: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!response.published);
+    assert!(!validate(encounter(8), true).await.unwrap().published);
     assert_eq!(stream_count(&js, "CLAIMS").await, 4);
 
     // An encounter_id with a line break cannot go into the outcome's Nats-Msg-Id header: the
     // call is refused, and the connection and the service keep working.
     let mut broken = encounter(9);
     broken.encounter_id = "e-9\nX-Injected: 1".into();
-    let status = client
-        .validate(pb::ValidateRequest {
-            encounter: Some(broken),
-            dry_run: false,
-        })
-        .await
-        .unwrap_err();
+    let status = validate(broken, false).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("control character"), "{status:?}");
-    let response = client
-        .validate(pb::ValidateRequest {
-            encounter: Some(encounter(10)),
-            dry_run: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(response.published);
+    assert!(validate(encounter(10), false).await.unwrap().published);
     assert_eq!(stream_count(&js, "CLAIMS").await, 5);
 }
 
