@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
-use crate::app::App;
+use crate::app::{App, Readiness};
 use crate::config::{ConfigError, ServeConfig};
 use crate::grpc::{self, GrpcError};
 use crate::rules_source::{RulesLoadError, RulesSource};
@@ -361,12 +361,12 @@ async fn follow_readiness(app: Arc<App>, health: grpc::Health) {
             continue;
         }
         match now {
-            crate::app::Readiness::Ready => tracing::info!("ready again"),
+            Readiness::Ready => tracing::info!("ready again"),
             not_ready => tracing::warn!(why = not_ready.describe(), "not ready"),
         }
         // Shutting down sets NOT_SERVING itself, before its drain.
-        if now != crate::app::Readiness::ShuttingDown {
-            health.set(now == crate::app::Readiness::Ready).await;
+        if now != Readiness::ShuttingDown {
+            health.set(now == Readiness::Ready).await;
         }
         last = now;
     }

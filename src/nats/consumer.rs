@@ -305,7 +305,7 @@ pub async fn run_exhausted(
 }
 
 /// The prefix a dead letter puts before the producer's `Nats-*` headers.
-pub const ORIGINAL_HEADER_PREFIX: &str = "Claimlint-Original-";
+const ORIGINAL_HEADER_PREFIX: &str = "Claimlint-Original-";
 
 /// The original headers for a dead letter. JetStream acts on `Nats-*` headers when a message is
 /// published (`Nats-Expected-Stream`, `Nats-Expected-Last-Sequence`, `Nats-Rollup`,
@@ -316,7 +316,10 @@ fn dead_letter_headers(original: &async_nats::HeaderMap) -> async_nats::HeaderMa
     let mut headers = async_nats::HeaderMap::new();
     for (name, values) in original.iter() {
         let name: &str = name.as_ref();
-        let kept = if name.len() >= 5 && name[..5].eq_ignore_ascii_case("nats-") {
+        let kept = if name
+            .get(..5)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("nats-"))
+        {
             format!("{ORIGINAL_HEADER_PREFIX}{name}")
         } else {
             name.to_owned()

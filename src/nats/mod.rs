@@ -22,10 +22,6 @@ pub use services::{
     Claim, Claimed, LAYOUT_KEY, Layout, Lookup, PATIENT_DAY_LAYOUT, PER_SERVICE_LAYOUT,
     ServiceStore,
 };
-
-/// Judgements of one encounter when the duplicate-service store keeps changing under it (other
-/// encounters of the same patient and day claiming services at the same moment).
-const MAX_JUDGEMENTS: usize = 16;
 pub use setup::{Setup, connect, ensure, server_addrs};
 
 pub const INPUT_SUBJECT: &str = "encounters.submitted";
@@ -34,6 +30,10 @@ pub const REJECTED_SUBJECT: &str = "claims.rejected";
 pub const DEAD_SUBJECT: &str = "encounters.dead";
 pub const ERROR_HEADER: &str = "Claimlint-Error";
 pub const STATUS_HEADER: &str = "Claimlint-Status";
+
+/// Judgements of one encounter when the duplicate-service store keeps changing under it (other
+/// encounters of the same patient and day claiming services at the same moment).
+const MAX_JUDGEMENTS: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
