@@ -31,10 +31,11 @@ ensure_nats_server() {
   echo "== nats-server: $("$NATS_SERVER_BIN" --version)"
 }
 
-# Debian packages the observability checks use: a real Prometheus (and promtool) for
+# Debian packages: pip (the PyPI installs below), a real Prometheus (and promtool) for
 # scripts/check-prometheus, Chromium and ChromeDriver for the dashboard's browser test.
 ensure_debian_packages() {
   local missing=()
+  python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
   command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)

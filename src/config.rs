@@ -198,15 +198,15 @@ impl NatsArgs {
                 "must be at least 1".into(),
             ));
         }
-        if self.batch == 0
-            || self.concurrency == 0
-            || self.max_ack_pending < 1
-            || self.replicas == 0
-        {
-            return Err(invalid(
-                "CLAIMLINT_NATS_BATCH",
-                "batch, concurrency, max_ack_pending and replicas must be at least 1".into(),
-            ));
+        for (setting, at_least_one) in [
+            ("CLAIMLINT_NATS_BATCH", self.batch >= 1),
+            ("CLAIMLINT_NATS_CONCURRENCY", self.concurrency >= 1),
+            ("CLAIMLINT_NATS_MAX_ACK_PENDING", self.max_ack_pending >= 1),
+            ("CLAIMLINT_NATS_REPLICAS", self.replicas >= 1),
+        ] {
+            if !at_least_one {
+                return Err(invalid(setting, "must be at least 1".into()));
+            }
         }
         let horizon = self
             .ack_wait
@@ -428,6 +428,30 @@ mod tests {
         );
         // Off when no URL is set.
         assert!(parse(&["--nats-duplicate-window", "1s"]).check().is_ok());
+    }
+
+    /// Each count that must be at least 1 is named by its own variable when it is 0.
+    #[test]
+    fn a_zero_count_names_its_own_setting() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            nats: NatsArgs,
+        }
+        for (flag, setting) in [
+            ("--nats-batch", "CLAIMLINT_NATS_BATCH"),
+            ("--nats-concurrency", "CLAIMLINT_NATS_CONCURRENCY"),
+            ("--nats-max-ack-pending", "CLAIMLINT_NATS_MAX_ACK_PENDING"),
+            ("--nats-replicas", "CLAIMLINT_NATS_REPLICAS"),
+            ("--nats-max-deliver", "CLAIMLINT_NATS_MAX_DELIVER"),
+        ] {
+            let args = Wrapper::try_parse_from(["x", "--nats-url", "nats://h:4222", flag, "0"])
+                .unwrap()
+                .nats;
+            let error = args.check().unwrap_err().to_string();
+            assert!(error.starts_with(setting), "{flag}: {error}");
+        }
     }
 
     #[test]

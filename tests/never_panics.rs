@@ -183,7 +183,8 @@ proptest! {
     fn the_seed_visit_with_any_value_replaced(value in mutated_seed()) {
         let text = value.to_string();
         validate_if_decoded(json::decode_encounter(text.as_bytes()));
-        // The same encounter through protobuf gives the same verdict.
+        // What JSON decoded round-trips through protobuf unchanged, so the NATS protobuf and
+        // gRPC feeds judge the very message the JSON feed does (the verdict is a function of it).
         if let Ok(encounter) = json::decode_encounter(text.as_bytes()) {
             let again = pb::Encounter::decode(encounter.encode_to_vec().as_slice()).unwrap();
             prop_assert_eq!(&again, &encounter);

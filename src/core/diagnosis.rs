@@ -198,9 +198,9 @@ mod tests {
                 expect: Passes(Invalid),
             },
             Case {
-                name: "M62.838 billable",
+                name: "M62.838 billable (in the first position, where the seed has M54.2)",
                 source: "shared/data/README.md checks",
-                change: |e| e.diagnosis_codes[2] = "M62.838".into(),
+                change: |e| e.diagnosis_codes[0] = "M62.838".into(),
                 expect: Passes(Header),
             },
             Case {

@@ -450,10 +450,11 @@ mod tests {
                 expect: Passes(DiagnosisNotSupporting),
             },
             Case {
-                name: "97140 has no such policy",
+                name: "97140 has no such policy (pointing only to a wellness code)",
                 source: "rules/documentation.toml",
                 change: |e| {
                     e.diagnosis_codes[0] = "Z00.00".into();
+                    e.service_lines[0].diagnosis_pointers = vec![1];
                 },
                 expect: Passes(DiagnosisNotSupporting),
             },
