@@ -199,10 +199,33 @@ async fn sighup_swaps_rule_data_under_load_and_keeps_it_when_the_new_data_is_bro
     let addr = process.grpc_addr;
     let old_version = ruleset_version(addr).await;
 
-    // Load: four clients validating without pause until told to stop.
+    // Load: four clients validating without pause until told to stop, each counting its
+    // answers.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered: Vec<std::sync::Arc<std::sync::atomic::AtomicUsize>> = (0..4)
+        .map(|_| std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)))
+        .collect();
+    // Every client has had `more` answers since `counts` (a snapshot of the answers).
+    let each_answered_more = |counts: Vec<usize>, more: usize| {
+        let answered = answered.clone();
+        async move {
+            wait_until(Duration::from_secs(30), || {
+                let done = answered.iter().zip(&counts).all(|(count, before)| {
+                    count.load(std::sync::atomic::Ordering::SeqCst) >= before + more
+                });
+                async move { done }
+            })
+            .await;
+        }
+    };
+    let snapshot = || -> Vec<usize> {
+        answered
+            .iter()
+            .map(|count| count.load(std::sync::atomic::Ordering::SeqCst))
+            .collect()
+    };
     let mut clients = Vec::new();
-    for _ in 0..4 {
+    for client_answered in answered.clone() {
         let stop = stop.clone();
         clients.push(tokio::spawn(async move {
             let mut client = ClaimValidatorClient::connect(format!("http://{addr}"))
@@ -219,6 +242,7 @@ async fn sighup_swaps_rule_data_under_load_and_keeps_it_when_the_new_data_is_bro
                     Ok(answer) => {
                         let outcome = answer.into_inner().outcome.unwrap();
                         verdicts.push((outcome.status, outcome.ruleset_version));
+                        client_answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     Err(status) => failures.push(status),
                 }
@@ -226,7 +250,8 @@ async fn sighup_swaps_rule_data_under_load_and_keeps_it_when_the_new_data_is_bro
             (verdicts, failures)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every client has an answer under the old data before the reload.
+    each_answered_more(vec![0; 4], 1).await;
 
     // The new data grades NPI_INVALID as a warning for Medicare: the visit validates.
     let profiles = rules.path().join("profiles.toml");
@@ -251,7 +276,8 @@ async fn sighup_swaps_rule_data_under_load_and_keeps_it_when_the_new_data_is_bro
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two more answers each: the second was asked after the new data was in force.
+    each_answered_more(snapshot(), 2).await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
 
     let (mut before, mut after) = (0, 0);
