@@ -882,6 +882,56 @@ async fn readiness_follows_the_nats_connection() {
     wait_for_outcomes(&js, 10, Duration::from_secs(60)).await;
 }
 
+/// `claimlint publish` (the real binary): JSON by default, protobuf with `--protobuf`, each
+/// stored by JetStream before it reports; an unreadable file is named and exits 2 while the
+/// readable ones are still published. claimlint judges what it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claimlint_publish_sends_json_and_protobuf() {
+    let _serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let _claimlint = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let two = write(
+        "two.json",
+        serde_json::to_string(&[encounter(101), encounter(102)]).unwrap(),
+    );
+    let one = write("one.json", serde_json::to_string(&encounter(103)).unwrap());
+    let broken = write("broken.json", "{\"encounterId\": ".to_owned());
+    // The stream exists once claimlint has set up.
+    wait_until(Duration::from_secs(30), || async {
+        js.get_stream("ENCOUNTERS").await.is_ok()
+    })
+    .await;
+    let publish_cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_claimlint"))
+            .arg("publish")
+            .args(["--nats", &nats.url()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let json = publish_cli(&[&two]);
+    let stderr = String::from_utf8_lossy(&json.stderr);
+    assert_eq!(json.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("published 2 encounter(s)"), "{stderr}");
+    let protobuf = publish_cli(&["--protobuf", &one, &broken]);
+    let stderr = String::from_utf8_lossy(&protobuf.stderr);
+    assert_eq!(protobuf.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("broken.json"), "{stderr}");
+    assert!(stderr.contains("published 1 encounter(s)"), "{stderr}");
+
+    wait_for_outcomes(&js, 3, Duration::from_secs(30)).await;
+    consumer_drained(&js).await;
+    assert_exactly_once(&js, 101..104).await;
+    assert_eq!(stream_count(&js, "ENCOUNTERS_DEAD").await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_down_at_start_then_up_processes_the_backlog() {
     let _serial = SERIAL.lock().await;

@@ -27,7 +27,11 @@ pub fn seed_visit_wire() -> crate::proto::v1::Encounter {
 /// The seed visit moved to yesterday, so that it validates on today's date (what `App::check`
 /// uses).
 pub fn recent_seed_visit_wire() -> crate::proto::v1::Encounter {
-    crate::wire::sample::seed_visit_yesterday().expect("example parses")
+    // Dated once per test process, so a test running across midnight sees one visit.
+    static VISIT: std::sync::OnceLock<crate::proto::v1::Encounter> = std::sync::OnceLock::new();
+    VISIT
+        .get_or_init(|| crate::wire::sample::seed_visit_yesterday().expect("example parses"))
+        .clone()
 }
 
 /// The seed visit as the rules see it.

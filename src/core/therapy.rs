@@ -602,6 +602,43 @@ mod tests {
         ]);
     }
 
+    /// After the medical review threshold's last sourced year its amount still applies, with a
+    /// RULE_DATA_NOT_CURRENT warning of its own (therapy.toml [medical_review] to_year; contract
+    /// §9: the newest data applies, with a warning).
+    #[test]
+    fn medical_review_after_its_last_sourced_year() {
+        use crate::core::test_support::{rules, seed_visit};
+        let to_year = rules().therapy().medical_review_years.1;
+        for (year, expected) in [(to_year, 0), (to_year + 1, 1)] {
+            let mut visit = seed_visit();
+            let date = chrono::NaiveDate::from_ymd_opt(year, 3, 2).unwrap();
+            visit.date_of_service = DateField::Valid(date);
+            visit
+                .documentation
+                .as_mut()
+                .unwrap()
+                .year_to_date_allowed_cents = 295_000;
+            visit
+                .service_lines
+                .iter_mut()
+                .for_each(|l| l.modifiers.push("KX".into()));
+            let outcome = crate::core::validate(&visit, rules(), date);
+            let count = |code, about: &str| {
+                outcome
+                    .reasons
+                    .iter()
+                    .filter(|r| r.code == code && r.message.contains(about))
+                    .count()
+            };
+            assert_eq!(count(MedicalReviewThreshold, ""), 1, "{year}");
+            assert_eq!(
+                count(RuleDataNotCurrent, "medical review threshold"),
+                expected,
+                "{year}"
+            );
+        }
+    }
+
     #[test]
     fn provider_eligibility() {
         let fails = |field| Fails {

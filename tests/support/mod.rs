@@ -115,9 +115,13 @@ pub async fn spawn_server(extra: &[&str]) -> Running {
     start(serve_config(extra)).await.expect("server starts")
 }
 
-/// The seed visit moved to yesterday (UTC), so it validates as of today.
+/// The seed visit moved to yesterday (UTC), so it validates as of today. Dated once per test
+/// process: a test that runs across midnight still sends the same content each time.
 pub fn recent_seed_visit() -> pb::Encounter {
-    claimlint::wire::sample::seed_visit_yesterday().unwrap()
+    static VISIT: std::sync::OnceLock<pb::Encounter> = std::sync::OnceLock::new();
+    VISIT
+        .get_or_init(|| claimlint::wire::sample::seed_visit_yesterday().unwrap())
+        .clone()
 }
 
 /// A plain HTTP/1.1 GET on loopback: (status code, body).
