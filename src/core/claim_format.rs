@@ -308,9 +308,7 @@ fn check_line(visit: &Visit<'_>, index: usize, line: &ServiceLine, out: &mut Vec
 
     check_modifiers(visit, index, line, out);
 
-    // Contract §9: a timed line with minutes but no units is documented, not billed.
-    let unbilled_timed = kind == Some(ProcedureKind::Timed) && line.minutes > 0;
-    if line.units == 0 && !unbilled_timed && !code.is_empty() {
+    if line.units == 0 && !line.is_documented_only(kind) && !code.is_empty() {
         let remedy = match kind {
             Some(ProcedureKind::Untimed) => format!(
                 "Bill {code} as 1 unit: it is a service-based code, one unit per date of service."

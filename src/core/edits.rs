@@ -228,12 +228,29 @@ fn check_mue(visit: &Visit<'_>, date: chrono::NaiveDate, out: &mut Vec<Finding>)
 mod tests {
     use crate::core::reason::ReasonCode::*;
     use crate::core::reason::Severity::{Error, Warning};
-    use crate::core::test_support::{Case, Expect::*, as_of, rules_with, run_table, seed_visit};
-    use crate::core::types::{BodyRegion, DateField, Laterality, PayerKind, Region};
+    use crate::core::test_support::{
+        Case, Expect, Expect::*, as_of, rules_with, run_table, seed_visit,
+    };
+    use crate::core::types::{BodyRegion, DateField, Encounter, Laterality, PayerKind, Region};
 
     const SEED: &str =
         "seed article: 97124 with 97140 needs 59 and distinct regions (rules/ncci/pairs.toml)";
     const EITHER_LINE: &str = "contract §9: for Medicare Part B the bypass modifier may stand on either line (since 2019-07-01)";
+    const COLUMN_2_ONLY: &str = "NCCI: the modifier goes on the column-2 code; either line is a Part B policy (contract §9)";
+
+    /// The seed visit's 59 moved from the column-2 line (97124) to the column-1 line (97140).
+    fn bypass_on_column_1(e: &mut Encounter) {
+        e.service_lines[1].modifiers = vec!["GP".into()];
+        e.service_lines[0].modifiers.push("59".into());
+    }
+
+    /// The pair's edit fires on the column-2 line.
+    const MODIFIER_REQUIRED_ON_COLUMN_2: Expect = Fails {
+        code: NcciPtpModifierRequired,
+        severity: Error,
+        field: "service_lines[1].modifiers",
+        carc: "CO-236",
+    };
 
     fn region(region: Region, laterality: Laterality) -> BodyRegion {
         BodyRegion {
@@ -255,20 +272,12 @@ mod tests {
                 name: "no 59",
                 source: SEED,
                 change: |e| e.service_lines[1].modifiers = vec!["GP".into()],
-                expect: Fails {
-                    code: NcciPtpModifierRequired,
-                    severity: Error,
-                    field: "service_lines[1].modifiers",
-                    carc: "CO-236",
-                },
+                expect: MODIFIER_REQUIRED_ON_COLUMN_2,
             },
             Case {
                 name: "59 on the column-1 line",
                 source: EITHER_LINE,
-                change: |e| {
-                    e.service_lines[1].modifiers = vec!["GP".into()];
-                    e.service_lines[0].modifiers.push("59".into());
-                },
+                change: bypass_on_column_1,
                 expect: Passes(NcciPtpModifierRequired),
             },
             Case {
@@ -276,45 +285,27 @@ mod tests {
                 source: "formats.md §3.2: either line from 2019-07-01 (rules/profiles.toml)",
                 change: |e| {
                     e.date_of_service = DateField::parse("2019-06-28");
-                    e.service_lines[1].modifiers = vec!["GP".into()];
-                    e.service_lines[0].modifiers.push("59".into());
+                    bypass_on_column_1(e);
                 },
-                expect: Fails {
-                    code: NcciPtpModifierRequired,
-                    severity: Error,
-                    field: "service_lines[1].modifiers",
-                    carc: "CO-236",
-                },
+                expect: MODIFIER_REQUIRED_ON_COLUMN_2,
             },
             Case {
                 name: "59 on the column-1 line, commercial payer",
-                source: "NCCI: the modifier goes on the column-2 code; either line is a Part B policy (contract §9)",
+                source: COLUMN_2_ONLY,
                 change: |e| {
                     e.payer.as_mut().unwrap().kind = Some(PayerKind::Commercial);
-                    e.service_lines[1].modifiers = vec!["GP".into()];
-                    e.service_lines[0].modifiers.push("59".into());
+                    bypass_on_column_1(e);
                 },
-                expect: Fails {
-                    code: NcciPtpModifierRequired,
-                    severity: Error,
-                    field: "service_lines[1].modifiers",
-                    carc: "CO-236",
-                },
+                expect: MODIFIER_REQUIRED_ON_COLUMN_2,
             },
             Case {
                 name: "59 on the column-1 line, Medicaid",
-                source: "NCCI: the modifier goes on the column-2 code; either line is a Part B policy (contract §9)",
+                source: COLUMN_2_ONLY,
                 change: |e| {
                     e.payer.as_mut().unwrap().kind = Some(PayerKind::Medicaid);
-                    e.service_lines[1].modifiers = vec!["GP".into()];
-                    e.service_lines[0].modifiers.push("59".into());
+                    bypass_on_column_1(e);
                 },
-                expect: Fails {
-                    code: NcciPtpModifierRequired,
-                    severity: Error,
-                    field: "service_lines[1].modifiers",
-                    carc: "CO-236",
-                },
+                expect: MODIFIER_REQUIRED_ON_COLUMN_2,
             },
             Case {
                 name: "XS instead of 59",

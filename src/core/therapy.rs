@@ -37,12 +37,8 @@ pub fn check(visit: &Visit<'_>, out: &mut Vec<Finding>) {
     for (index, line) in encounter.service_lines.iter().enumerate() {
         let code = line.procedure_code.as_str();
         let info = procedures.get(code);
-        // A timed line with minutes and no units is documented, not billed (contract §9): it
-        // is not on the claim, so neither claim modifiers nor who may bill it apply.
-        let documented_only = line.units == 0
-            && line.minutes > 0
-            && info.is_some_and(|i| i.kind == super::data::ProcedureKind::Timed);
-        if documented_only {
+        // Not on the claim, so neither claim modifiers nor who may bill it apply.
+        if line.is_documented_only(info.map(|i| i.kind)) {
             continue;
         }
         if let Some(limit) = discipline.and_then(|d| visit.profile.discipline_limit(d))

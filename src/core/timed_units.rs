@@ -85,13 +85,10 @@ pub fn allocate(method: UnitMethod, table: UnitTable, codes: &mut [CodeAllocatio
 pub fn check<'a>(visit: &Visit<'a>, out: &mut Vec<Finding>) -> Option<UnitSummary<'a>> {
     let lines = &visit.encounter.service_lines;
     let procedures = visit.rules.procedures();
-    check_duplicates(visit, out);
+    let untimed_again = untimed_billed_again(visit);
+    check_duplicates(lines, &untimed_again, out);
 
     let mut timed: VisitList<(usize, &ServiceLine)> = VisitList::new();
-    // The first line of each service-based code that bills a unit: one unit per date of
-    // service, across lines too (a second line of 97161 with another modifier is a second
-    // evaluation billed).
-    let mut untimed_billed: VisitList<(&str, usize)> = VisitList::new();
     let mut therapy_visit = false;
     for (index, line) in lines.iter().enumerate() {
         let Some(info) = procedures.get(&line.procedure_code) else {
@@ -112,21 +109,18 @@ pub fn check<'a>(visit: &Visit<'a>, out: &mut Vec<Finding>) -> Option<UnitSummar
             ),
             ProcedureKind::Untimed => {}
         }
-        if info.kind == ProcedureKind::Untimed && line.units > 0 {
-            let code = line.procedure_code.as_str();
-            match untimed_billed.iter().find(|(billed, _)| *billed == code) {
-                Some((_, first)) => out.push(
-                    Finding::new(
-                        ReasonCode::UntimedCodeUnits,
-                        format!("service_lines[{index}].units"),
-                        format!("{code} is a service-based code: one unit per date of service, and line {first} already bills it."),
-                    )
-                    .expected(format!("0 (billed on line {first})"))
-                    .actual(line.units.to_string())
-                    .remedy(format!("Bill {code} once for the date of service, on one line.")),
-                ),
-                None => untimed_billed.push((code, index)),
-            }
+        if let Some((_, first)) = untimed_again.iter().find(|(again, _)| *again == index) {
+            let code = &line.procedure_code;
+            out.push(
+                Finding::new(
+                    ReasonCode::UntimedCodeUnits,
+                    format!("service_lines[{index}].units"),
+                    format!("{code} is a service-based code: one unit per date of service, and line {first} already bills it."),
+                )
+                .expected(format!("0 (billed on line {first})"))
+                .actual(line.units.to_string())
+                .remedy(format!("Bill {code} once for the date of service, on one line.")),
+            );
         }
     }
 
@@ -525,22 +519,39 @@ fn same_modifier_set(a: &[String], b: &[String]) -> bool {
     a.iter().all(|m| b.contains(m)) && b.iter().all(|m| a.contains(m))
 }
 
-fn check_duplicates(visit: &Visit<'_>, out: &mut Vec<Finding>) {
-    let lines = &visit.encounter.service_lines;
+/// `(line, first line)` of each line that bills a service-based code an earlier line already
+/// bills: one unit per date of service holds across lines too (a second line of 97161 with
+/// another modifier is a second evaluation billed).
+fn untimed_billed_again(visit: &Visit<'_>) -> VisitList<(usize, usize)> {
     let procedures = visit.rules.procedures();
-    for (index, line) in lines.iter().enumerate() {
-        if line.procedure_code.is_empty() {
+    let mut first_billed: VisitList<(&str, usize)> = VisitList::new();
+    let mut again = VisitList::new();
+    for (index, line) in visit.encounter.service_lines.iter().enumerate() {
+        let untimed = procedures
+            .get(&line.procedure_code)
+            .is_some_and(|info| info.kind == ProcedureKind::Untimed);
+        if !untimed || line.units == 0 {
             continue;
         }
-        // A service-based code billed again is UNTIMED_CODE_UNITS (one finding per problem).
-        let untimed_again = line.units > 0
-            && procedures
-                .get(&line.procedure_code)
-                .is_some_and(|info| info.kind == ProcedureKind::Untimed)
-            && lines[..index]
-                .iter()
-                .any(|other| other.procedure_code == line.procedure_code && other.units > 0);
-        if untimed_again {
+        let code = line.procedure_code.as_str();
+        match first_billed.iter().find(|(billed, _)| *billed == code) {
+            Some((_, first)) => again.push((index, *first)),
+            None => first_billed.push((code, index)),
+        }
+    }
+    again
+}
+
+/// DUPLICATE_CODE_LINES, except on the lines UNTIMED_CODE_UNITS names (one finding per
+/// problem).
+fn check_duplicates(
+    lines: &[ServiceLine],
+    untimed_again: &[(usize, usize)],
+    out: &mut Vec<Finding>,
+) {
+    for (index, line) in lines.iter().enumerate() {
+        if line.procedure_code.is_empty() || untimed_again.iter().any(|(again, _)| *again == index)
+        {
             continue;
         }
         let earlier = lines[..index].iter().position(|other| {

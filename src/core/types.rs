@@ -329,6 +329,12 @@ impl ServiceLine {
     pub fn has_modifier(&self, modifier: &str) -> bool {
         self.modifiers.iter().any(|m| m == modifier)
     }
+
+    /// Contract §9: a timed line with minutes and no units is a documented service, not
+    /// billed: it is not on the claim (`kind`: the code's kind in the rule data, if known).
+    pub fn is_documented_only(&self, kind: Option<super::data::ProcedureKind>) -> bool {
+        self.units == 0 && self.minutes > 0 && kind == Some(super::data::ProcedureKind::Timed)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
