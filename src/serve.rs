@@ -321,9 +321,9 @@ async fn run_nats(
     let services_layout = services.layout();
     let pipeline = Arc::new(crate::nats::Pipeline::new(app.clone(), client, services));
     app.set_pipeline(pipeline.clone());
-    if app.is_ready() {
-        health.set(true).await;
-    }
+    // Health follows readiness from now on: SERVING once set up, NOT_SERVING while NATS is lost
+    // (a publishing call would fail), SERVING again once the client has reconnected.
+    let readiness = tokio::spawn(follow_readiness(app.clone(), health.clone()));
     tracing::info!(stream = %args.encounters_stream, consumer = %args.consumer, services_layout = ?services_layout, "NATS ready: consuming");
     let gauge_app = app.clone();
     let mut gauge_consumer = consumer.clone();
@@ -335,9 +335,6 @@ async fn run_nats(
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
     });
-    // Readiness follows the connection: NOT_SERVING while NATS is lost (a publishing call
-    // would fail), SERVING again once the client has reconnected.
-    let readiness = tokio::spawn(follow_readiness(app.clone(), health.clone()));
     let exhausted = tokio::spawn(crate::nats::run_exhausted(
         app.clone(),
         pipeline.clone(),
@@ -351,24 +348,25 @@ async fn run_nats(
     readiness.abort();
 }
 
-/// Sets gRPC health from [`App::readiness`] whenever it changes (checked every second).
+/// Sets gRPC health from [`App::readiness`] now and whenever it changes (checked every second).
 async fn follow_readiness(app: Arc<App>, health: grpc::Health) {
-    let mut last = app.readiness();
+    let mut last = None;
     loop {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let now = app.readiness();
-        if now == last {
-            continue;
+        if last != Some(now) {
+            if last.is_some() {
+                match now {
+                    Readiness::Ready => tracing::info!("ready again"),
+                    not_ready => tracing::warn!(why = not_ready.describe(), "not ready"),
+                }
+            }
+            // Shutting down sets NOT_SERVING itself, before its drain.
+            if now != Readiness::ShuttingDown {
+                health.set(now == Readiness::Ready).await;
+            }
+            last = Some(now);
         }
-        match now {
-            Readiness::Ready => tracing::info!("ready again"),
-            not_ready => tracing::warn!(why = not_ready.describe(), "not ready"),
-        }
-        // Shutting down sets NOT_SERVING itself, before its drain.
-        if now != Readiness::ShuttingDown {
-            health.set(now == Readiness::Ready).await;
-        }
-        last = now;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
