@@ -16,6 +16,22 @@ const TEN_THOUSAND: usize = 10_000;
 /// These tests start processes and push 10,000 messages each: one at a time on 2 cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// What most tests here start with: the lock that runs them one at a time (keep it to the end
+/// of the test: bind it to a name, not `_`), a fresh nats-server, claimlint on it with the
+/// default flags, and a JetStream context.
+async fn start_pipeline() -> (
+    tokio::sync::MutexGuard<'static, ()>,
+    NatsServer,
+    ClaimlintProcess,
+    jetstream::Context,
+) {
+    let serial = SERIAL.lock().await;
+    let nats = NatsServer::start();
+    let claimlint = start_claimlint(&nats.url(), &[]);
+    let js = connect(&nats.url()).await;
+    (serial, nats, claimlint, js)
+}
+
 fn start_claimlint(url: &str, extra: &[&str]) -> ClaimlintProcess {
     let mut flags = pipeline_flags(url);
     flags.extend(extra.iter().map(|s| s.to_string()));
@@ -86,10 +102,7 @@ async fn consumer_drained(js: &jetstream::Context) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_encounters_give_exactly_ten_thousand_outcomes() {
-    let _serial = SERIAL.lock().await;
-    let nats = NatsServer::start();
-    let _claimlint = start_claimlint(&nats.url(), &[]);
-    let js = connect(&nats.url()).await;
+    let (_serial, _nats, _claimlint, js) = start_pipeline().await;
     publish(&js, (0..TEN_THOUSAND).map(encounter)).await;
     wait_for_outcomes(&js, TEN_THOUSAND as u64, Duration::from_secs(240)).await;
     consumer_drained(&js).await;
@@ -99,10 +112,7 @@ async fn ten_thousand_encounters_give_exactly_ten_thousand_outcomes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn republished_encounters_dedupe_and_changed_content_does_not() {
-    let _serial = SERIAL.lock().await;
-    let nats = NatsServer::start();
-    let claimlint = start_claimlint(&nats.url(), &[]);
-    let js = connect(&nats.url()).await;
+    let (_serial, _nats, claimlint, js) = start_pipeline().await;
     let first = encounter(1);
     publish(&js, vec![first.clone(), first.clone(), first.clone()]).await;
     wait_for_outcomes(&js, 1, Duration::from_secs(30)).await;
@@ -352,10 +362,7 @@ fn duplicate_of(outcome: &pb::Outcome) -> (bool, Vec<&str>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_published_together_are_caught() {
     const PAIRS: usize = 200;
-    let _serial = SERIAL.lock().await;
-    let nats = NatsServer::start();
-    let _claimlint = start_claimlint(&nats.url(), &[]);
-    let js = connect(&nats.url()).await;
+    let (_serial, _nats, _claimlint, js) = start_pipeline().await;
     // One template: a test crossing midnight would otherwise date the copies differently.
     let template = recent_seed_visit();
     let mut visits = Vec::with_capacity(2 * PAIRS);
@@ -400,10 +407,7 @@ async fn duplicates_published_together_are_caught() {
 /// services: y, with the same codes, is clean.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outcome_dropped_as_a_duplicate_gives_its_claim_back() {
-    let _serial = SERIAL.lock().await;
-    let nats = NatsServer::start();
-    let _claimlint = start_claimlint(&nats.url(), &[]);
-    let js = connect(&nats.url()).await;
+    let (_serial, _nats, _claimlint, js) = start_pipeline().await;
     // One template: the same content each time x is sent, even across midnight.
     let template = recent_seed_visit();
     let visit = |id: &str| {
@@ -506,10 +510,7 @@ async fn a_bucket_with_per_service_entries_keeps_its_layout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_killed_at_twenty_percent_and_restarted_loses_and_repeats_nothing() {
-    let _serial = SERIAL.lock().await;
-    let mut nats = NatsServer::start();
-    let _claimlint = start_claimlint(&nats.url(), &[]);
-    let js = connect(&nats.url()).await;
+    let (_serial, mut nats, _claimlint, js) = start_pipeline().await;
     publish(&js, (0..TEN_THOUSAND).map(encounter)).await;
     wait_until(Duration::from_secs(120), || async {
         stream_count(&js, "CLAIMS").await >= 2_000
@@ -526,10 +527,7 @@ async fn nats_killed_at_twenty_percent_and_restarted_loses_and_repeats_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claimlint_killed_at_twenty_percent_then_replaced_loses_and_repeats_nothing() {
-    let _serial = SERIAL.lock().await;
-    let nats = NatsServer::start();
-    let mut first = start_claimlint(&nats.url(), &[]);
-    let js = connect(&nats.url()).await;
+    let (_serial, nats, mut first, js) = start_pipeline().await;
     publish(&js, (0..TEN_THOUSAND).map(encounter)).await;
     wait_until(Duration::from_secs(120), || async {
         stream_count(&js, "CLAIMS").await >= 2_000
@@ -617,10 +615,7 @@ async fn a_three_node_cluster_loses_a_node_mid_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_payloads_go_to_the_dead_letter_stream() {
     use prost::Message as _;
-    let _serial = SERIAL.lock().await;
-    let nats = NatsServer::start();
-    let claimlint = start_claimlint(&nats.url(), &[]);
-    let js = connect(&nats.url()).await;
+    let (_serial, _nats, claimlint, js) = start_pipeline().await;
     let seed = serde_json::to_value(encounter(1)).unwrap();
     let with = |pointer: &str, value: serde_json::Value| {
         let mut doc = seed.clone();
@@ -887,10 +882,7 @@ async fn readiness_follows_the_nats_connection() {
 /// readable ones are still published. claimlint judges what it sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claimlint_publish_sends_json_and_protobuf() {
-    let _serial = SERIAL.lock().await;
-    let nats = NatsServer::start();
-    let _claimlint = start_claimlint(&nats.url(), &[]);
-    let js = connect(&nats.url()).await;
+    let (_serial, nats, _claimlint, js) = start_pipeline().await;
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: String| {
         let path = dir.path().join(name);
@@ -908,6 +900,13 @@ async fn claimlint_publish_sends_json_and_protobuf() {
         js.get_stream("ENCOUNTERS").await.is_ok()
     })
     .await;
+    // A copy of each input as published, to see its form (the stream is a work queue).
+    let mut inputs = js
+        .client()
+        .subscribe(claimlint::nats::INPUT_SUBJECT)
+        .await
+        .unwrap();
+    js.client().flush().await.unwrap();
     let publish_cli = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_claimlint"))
             .arg("publish")
@@ -925,6 +924,29 @@ async fn claimlint_publish_sends_json_and_protobuf() {
     assert_eq!(protobuf.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("broken.json"), "{stderr}");
     assert!(stderr.contains("published 1 encounter(s)"), "{stderr}");
+    let mut forms = Vec::new();
+    for _ in 0..3 {
+        let input = tokio::time::timeout(Duration::from_secs(10), inputs.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let content_type = input.headers.as_ref().unwrap().get("Content-Type").unwrap();
+        let encounter = match content_type.as_str() {
+            "application/protobuf" => {
+                <pb::Encounter as prost::Message>::decode(input.payload.as_ref()).unwrap()
+            }
+            _ => serde_json::from_slice(&input.payload).unwrap(),
+        };
+        forms.push((content_type.to_string(), encounter.encounter_id));
+    }
+    assert_eq!(
+        forms,
+        [
+            ("application/json".to_owned(), "e-101".to_owned()),
+            ("application/json".to_owned(), "e-102".to_owned()),
+            ("application/protobuf".to_owned(), "e-103".to_owned()),
+        ]
+    );
 
     wait_for_outcomes(&js, 3, Duration::from_secs(30)).await;
     consumer_drained(&js).await;
@@ -971,11 +993,8 @@ async fn nats_down_at_start_then_up_processes_the_backlog() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_pulling_finishes_in_flight_and_loses_nothing() {
-    let _serial = SERIAL.lock().await;
     const COUNT: usize = 3_000;
-    let nats = NatsServer::start();
-    let mut first = start_claimlint(&nats.url(), &[]);
-    let js = connect(&nats.url()).await;
+    let (_serial, nats, mut first, js) = start_pipeline().await;
     publish(&js, (0..COUNT).map(encounter)).await;
     wait_until(Duration::from_secs(60), || async {
         stream_count(&js, "CLAIMS").await >= 500
